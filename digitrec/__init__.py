@@ -1,0 +1,18 @@
+"""digitrec: read handwritten digits drawn on a canvas with one of three models."""
+
+from .base import ChecksumError, Model
+from .preprocess import EmptyDrawingError, InvalidImageError, preprocess
+from .registry import MODEL_IDS, MODELS, UnknownModelError, get_model, predict
+
+__all__ = [
+    "MODELS",
+    "MODEL_IDS",
+    "ChecksumError",
+    "EmptyDrawingError",
+    "InvalidImageError",
+    "Model",
+    "UnknownModelError",
+    "get_model",
+    "predict",
+    "preprocess",
+]

@@ -1,0 +1,30 @@
+"""A fully connected network in Keras: hidden ReLU layers with dropout, softmax output."""
+
+from __future__ import annotations
+
+import keras
+
+from .keras_model import KerasModel
+
+
+class KerasDense(KerasModel):
+    model_id = "dense"
+    display_name = "Keras dense network"
+
+    def __init__(self, hidden=(1024, 1024), dropout=0.3):
+        super().__init__(hidden=[int(h) for h in hidden], dropout=float(dropout))
+
+    @staticmethod
+    def build(hidden, dropout):
+        """Return flatten → (dense + ReLU → dropout) per hidden layer → softmax."""
+        inputs = keras.Input(shape=(28, 28), name="image")
+        x = keras.layers.Flatten()(inputs)
+        for units in hidden:
+            x = keras.layers.Dense(units, activation="relu")(x)
+            x = keras.layers.Dropout(dropout)(x)
+        outputs = keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
+        return keras.Model(inputs, outputs, name="dense")
+
+    def describe(self):
+        hidden = " → ".join(str(h) for h in self.config["hidden"])
+        return f"784 → {hidden} → 10, fully connected, ReLU, dropout {self.config['dropout']:g}, softmax"

@@ -1,0 +1,210 @@
+"""A fully connected network written from scratch in numpy, after Nielsen's ``network.py``.
+
+Forward pass, backpropagation, the softmax cross-entropy loss and the Adam optimiser are
+all here, by hand; nothing imports tensorflow. Unlike Nielsen's original it works on whole
+mini-batches as arrays: activations are rows, so a layer computes ``z = a @ w.T + b`` with
+Nielsen's weight shapes (``w[j, k]`` joins neuron k of the previous layer to neuron j).
+Hidden layers use ReLU (with inverted dropout while training), the output layer softmax.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import CLASSES, Model, check_batch
+
+
+def relu(z):
+    return np.maximum(z, 0)
+
+
+def relu_prime(z):
+    return (z > 0).astype(z.dtype)
+
+
+def softmax(z):
+    """Return row-wise softmax, shifted by the row maximum so exp never overflows."""
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+class NumpyNet(Model):
+    model_id = "numpy"
+    display_name = "Numpy network (from scratch)"
+    weights_suffix = ".npz"
+
+    def __init__(self, sizes=(784, 800, 800, 10), dropout=0.0, seed=0, dtype="float32"):
+        """Create a network with layer ``sizes``, He-initialised so ReLU layers keep their scale."""
+        sizes = [int(s) for s in sizes]
+        if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != CLASSES:
+            raise ValueError(f"sizes must start with 784 and end with {CLASSES}; got {sizes}.")
+        super().__init__(sizes=sizes, dropout=float(dropout), seed=int(seed), dtype=str(dtype))
+        self.sizes = sizes
+        self.dropout = float(dropout)
+        self.dtype = np.dtype(dtype)
+        rng = np.random.default_rng(seed)
+        self.weights = [
+            (rng.standard_normal((n_out, n_in)) * np.sqrt(2.0 / n_in)).astype(self.dtype)
+            for n_in, n_out in zip(sizes[:-1], sizes[1:])
+        ]
+        self.biases = [np.zeros(n_out, dtype=self.dtype) for n_out in sizes[1:]]
+
+    # ------------------------------------------------------------ inference
+    def feedforward(self, a):
+        """Return the output layer's pre-softmax values for input rows ``a`` (N, 784)."""
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            a = relu(a @ w.T + b)
+        return a @ self.weights[-1].T + self.biases[-1]
+
+    def predict_proba(self, x):
+        x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
+        return softmax(self.feedforward(x)).astype(np.float32)
+
+    # ------------------------------------------------------------ learning
+    def cost(self, x, y):
+        """Return the mean cross-entropy of the softmax outputs against labels ``y``."""
+        probabilities = softmax(self.feedforward(x))
+        return float(-np.mean(np.log(probabilities[np.arange(len(y)), y] + 1e-12)))
+
+    def backprop(self, x, y, rng=None):
+        """Return ``(cost, nabla_b, nabla_w)``: the mean loss over the batch and its gradients.
+
+        With ``rng`` given, hidden activations are dropped with probability ``self.dropout``
+        (inverted dropout, so inference needs no rescaling).
+        """
+        activations = [x]  # layer by layer, the batch's activations
+        zs = []  # layer by layer, the weighted inputs z = a·wᵀ + b
+        masks = []
+        a = x
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            z = a @ w.T + b
+            zs.append(z)
+            a = relu(z)
+            if rng is not None and self.dropout > 0:
+                keep = 1.0 - self.dropout
+                mask = (rng.random(a.shape) < keep).astype(a.dtype) / keep
+                a = a * mask
+            else:
+                mask = None
+            masks.append(mask)
+            activations.append(a)
+        z = a @ self.weights[-1].T + self.biases[-1]
+        zs.append(z)
+        probabilities = softmax(z)
+        n = len(y)
+        cost = float(-np.mean(np.log(probabilities[np.arange(n), y] + 1e-12)))
+
+        # Output error for softmax with cross-entropy: δᴸ = (p − onehot(y)) / n.
+        delta = probabilities
+        delta[np.arange(n), y] -= 1.0
+        delta /= n
+        nabla_b = [None] * len(self.biases)
+        nabla_w = [None] * len(self.weights)
+        nabla_b[-1] = delta.sum(axis=0)
+        nabla_w[-1] = delta.T @ activations[-2]
+        # Backpropagate: δˡ = (δˡ⁺¹ · wˡ⁺¹) ⊙ mask ⊙ relu'(zˡ).
+        for layer in range(2, len(self.sizes)):
+            delta = delta @ self.weights[-layer + 1]
+            if masks[-layer + 1] is not None:
+                delta = delta * masks[-layer + 1]
+            delta = delta * relu_prime(zs[-layer])
+            nabla_b[-layer] = delta.sum(axis=0)
+            nabla_w[-layer] = delta.T @ activations[-layer - 1]
+        return cost, nabla_b, nabla_w
+
+    def fit(
+        self,
+        x,
+        y,
+        epochs=20,
+        batch_size=128,
+        learning_rate=1e-3,
+        final_learning_rate=1e-5,
+        weight_decay=0.0,
+        augment=None,
+        seed=0,
+        on_epoch=None,
+    ):
+        """Train with mini-batch Adam, the learning rate decaying by cosine to ``final_learning_rate``.
+
+        ``augment(batch, rng)`` may distort each mini-batch of (B, 28, 28) images before it is
+        used; ``on_epoch(epoch, history_row)`` reports progress. Returns the history as a list.
+        """
+        x = check_batch(x)
+        y = np.asarray(y, dtype=np.int64)
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} images but {len(y)} labels.")
+        rng = np.random.default_rng(seed)
+        beta1, beta2, eps = 0.9, 0.999, 1e-8
+        m_w = [np.zeros_like(w) for w in self.weights]
+        v_w = [np.zeros_like(w) for w in self.weights]
+        m_b = [np.zeros_like(b) for b in self.biases]
+        v_b = [np.zeros_like(b) for b in self.biases]
+        steps_per_epoch = int(np.ceil(len(x) / batch_size))
+        total_steps = epochs * steps_per_epoch
+        step = 0
+        history = []
+        for epoch in range(epochs):
+            order = rng.permutation(len(x))
+            losses, correct = [], 0
+            for start in range(0, len(x), batch_size):
+                index = order[start : start + batch_size]
+                batch = x[index]
+                if augment is not None:
+                    batch = augment(batch, rng)
+                inputs = batch.reshape(len(index), -1).astype(self.dtype, copy=False)
+                cost, nabla_b, nabla_w = self.backprop(inputs, y[index], rng=rng)
+                losses.append(cost)
+                step += 1
+                eta = final_learning_rate + 0.5 * (learning_rate - final_learning_rate) * (
+                    1 + np.cos(np.pi * step / total_steps)
+                )
+                correction1 = 1 - beta1**step
+                correction2 = 1 - beta2**step
+                for i in range(len(self.weights)):
+                    for param, grad, m, v in (
+                        (self.weights[i], nabla_w[i], m_w[i], v_w[i]),
+                        (self.biases[i], nabla_b[i], m_b[i], v_b[i]),
+                    ):
+                        m *= beta1
+                        m += (1 - beta1) * grad
+                        v *= beta2
+                        v += (1 - beta2) * grad * grad
+                        param -= (eta * (m / correction1) / (np.sqrt(v / correction2) + eps)).astype(self.dtype)
+                    if weight_decay:
+                        self.weights[i] *= 1 - eta * weight_decay
+            row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "learning_rate": float(eta)}
+            history.append(row)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, row)
+        return history
+
+    # ------------------------------------------------------------ description and storage
+    def parameter_count(self):
+        return int(sum(w.size + b.size for w, b in zip(self.weights, self.biases)))
+
+    def describe(self):
+        hidden = " → ".join(str(s) for s in self.sizes[1:-1])
+        return (
+            f"784 → {hidden} → 10, fully connected, ReLU, softmax; "
+            f"dropout {self.dropout:g}; numpy only (backprop and Adam by hand)"
+        )
+
+    def _save_weights(self, path: Path):
+        arrays = {}
+        for i, (w, b) in enumerate(zip(self.weights, self.biases)):
+            arrays[f"w{i}"] = w
+            arrays[f"b{i}"] = b
+        with open(path, "wb") as file:
+            np.savez(file, **arrays)
+
+    def _load_weights(self, path: Path):
+        with np.load(path) as data:
+            weights = [data[f"w{i}"].astype(self.dtype) for i in range(len(self.weights))]
+            biases = [data[f"b{i}"].astype(self.dtype) for i in range(len(self.biases))]
+        for mine, theirs in zip(self.weights + self.biases, weights + biases):
+            if mine.shape != theirs.shape:
+                raise ValueError(f"Weights of shape {theirs.shape} do not fit a layer of shape {mine.shape}.")
+        self.weights, self.biases = weights, biases

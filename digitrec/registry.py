@@ -1,0 +1,95 @@
+"""The three models by id, loaded once, and ``predict``: the one function app and API call."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import numpy as np
+
+from .preprocess import preprocess, to_uint8
+from .weights import bundled_dir
+
+MODEL_IDS = ("cnn", "dense", "numpy")
+_DISPLAY_NAMES = {"cnn": "Keras CNN", "dense": "Keras dense network", "numpy": "Numpy network (from scratch)"}
+_loaded = {}
+_lock = threading.Lock()
+
+
+class UnknownModelError(ValueError):
+    """Raised for a model id that is not one of MODEL_IDS."""
+
+
+def _model_class(model_id):
+    """Import the model's module on demand, so the numpy model never pulls in tensorflow."""
+    if model_id == "cnn":
+        from .keras_cnn import KerasCNN
+
+        return KerasCNN
+    if model_id == "dense":
+        from .keras_dense import KerasDense
+
+        return KerasDense
+    from .numpy_net import NumpyNet
+
+    return NumpyNet
+
+
+def check_model_id(model_id) -> str:
+    """Return ``model_id`` if it names a model, else raise UnknownModelError listing the valid ids."""
+    if not isinstance(model_id, str) or model_id not in MODEL_IDS:
+        shown = repr(model_id) if len(repr(model_id)) <= 40 else repr(model_id)[:37] + "..."
+        raise UnknownModelError(f"Unknown model {shown}; valid models: {', '.join(MODEL_IDS)}.")
+    return model_id
+
+
+def get_model(model_id):
+    """Return the model with this id, loading its weights on first use (hub or bundled)."""
+    check_model_id(model_id)
+    model = _loaded.get(model_id)
+    if model is None:
+        with _lock:
+            model = _loaded.get(model_id)
+            if model is None:
+                from .weights import load_weights
+
+                model = load_weights(_model_class(model_id))
+                _loaded[model_id] = model
+    return model
+
+
+def describe_models() -> dict:
+    """Return model id → description (name, architecture, parameters, training, metrics) from the manifests."""
+    described = {}
+    for model_id in MODEL_IDS:
+        path = bundled_dir() / f"{model_id}.json"
+        try:
+            with open(path) as file:
+                manifest = json.load(file)
+        except (OSError, ValueError):
+            manifest = {}
+        described[model_id] = {
+            "name": manifest.get("display_name", _DISPLAY_NAMES[model_id]),
+            "architecture": manifest.get("architecture", "(no weights yet)"),
+            "params": manifest.get("params"),
+            "training": manifest.get("training", {}),
+            "metrics": manifest.get("metrics", {}),
+        }
+    return described
+
+
+MODELS = describe_models()
+
+
+def predict(image, model_id="cnn"):
+    """Return ``(probs, processed)`` for one drawing.
+
+    ``probs`` is ``{"0": p0, …, "9": p9}`` summing to 1; ``processed`` the (28, 28) uint8
+    image the model read (white ink on black). Raises EmptyDrawingError for an empty
+    drawing, InvalidImageError for unreadable input, UnknownModelError for a bad id.
+    """
+    model = get_model(model_id)
+    x = preprocess(image)
+    p = np.asarray(model.predict_proba(x[None]), dtype=np.float64)[0]
+    p = p / p.sum()
+    return {str(digit): float(p[digit]) for digit in range(10)}, to_uint8(x)

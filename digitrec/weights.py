@@ -1,0 +1,109 @@
+"""Find a model's weights: on the Hugging Face Hub when a repo is configured, else bundled.
+
+Environment:
+    DIGITREC_HUB_REPO      hub model repo ("org/name") holding ``<id>.json`` and the weights
+                           file it names, in the layout ``training/publish.py`` uploads
+    DIGITREC_HUB_REVISION  branch, tag or commit to pin (default "main")
+    DIGITREC_HUB_TIMEOUT   seconds to wait for the hub before falling back (default 1)
+    DIGITREC_WEIGHTS_DIR   the bundled weights folder (default ``weights/`` beside the package)
+
+The hub is tried first; its download runs in a background thread so an unreachable hub
+(huggingface_hub retries for ~20 s) costs at most DIGITREC_HUB_TIMEOUT, after which the
+local hub cache is tried and then the bundled files. A downloaded weights file whose
+SHA-256 disagrees with its manifest is refused. The source used is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from .base import ChecksumError, Model
+
+log = logging.getLogger("digitrec")
+
+BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
+
+
+def bundled_dir() -> Path:
+    return Path(os.environ.get("DIGITREC_WEIGHTS_DIR", BUNDLED_DIR))
+
+
+def hub_settings() -> tuple[str | None, str, float]:
+    """Return (repo, revision, timeout) from the environment."""
+    repo = os.environ.get("DIGITREC_HUB_REPO") or None
+    revision = os.environ.get("DIGITREC_HUB_REVISION") or "main"
+    timeout = float(os.environ.get("DIGITREC_HUB_TIMEOUT", "1"))
+    return repo, revision, timeout
+
+
+def download_from_hub(model_id: str, repo: str, revision: str, local_files_only: bool = False) -> tuple[Path, Path]:
+    """Return local paths of ``<id>.json`` and the weights file it names, fetched with hf_hub_download."""
+    from huggingface_hub import hf_hub_download
+
+    from .base import read_manifest
+
+    manifest_path = Path(
+        hf_hub_download(repo, f"{model_id}.json", revision=revision, local_files_only=local_files_only)
+    )
+    manifest = read_manifest(manifest_path)
+    weights_path = Path(
+        hf_hub_download(repo, manifest["weights_file"], revision=revision, local_files_only=local_files_only)
+    )
+    return manifest_path, weights_path
+
+
+def _with_deadline(function, timeout: float):
+    """Run ``function`` in a daemon thread; return its result, re-raise its error, or raise TimeoutError."""
+    outcome = {}
+
+    def target():
+        try:
+            outcome["value"] = function()
+        except BaseException as error:  # handed back to the caller below
+            outcome["error"] = error
+
+    thread = threading.Thread(target=target, daemon=True, name="digitrec-hub")
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise TimeoutError(f"no answer from the hub within {timeout:g} s")
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
+def load_weights(model_class: type[Model]) -> Model:
+    """Load ``model_class`` from the hub (if configured), its local cache, or the bundled folder."""
+    model_id = model_class.model_id
+    repo, revision, timeout = hub_settings()
+    if repo:
+        attempts = [
+            ("hub", lambda: _with_deadline(lambda: download_from_hub(model_id, repo, revision), timeout)),
+            ("hub cache", lambda: download_from_hub(model_id, repo, revision, local_files_only=True)),
+        ]
+        for label, fetch in attempts:
+            try:
+                manifest_path, weights_path = fetch()
+                model = model_class.load(manifest_path, weights_path)
+            except ChecksumError as error:
+                log.warning("%s: refusing weights from %s %s@%s: %s", model_id, label, repo, revision, error)
+                break  # a corrupt file in the cache stays corrupt: go straight to the bundled copy
+            except Exception as error:  # unreachable hub, missing file, bad manifest: fall back
+                log.warning("%s: %s %s@%s unavailable (%s)", model_id, label, repo, revision, _short(error))
+                continue
+            model.source = f"{label} {repo}@{revision}"
+            log.info("%s: loaded weights from %s", model_id, model.source)
+            return model
+    directory = bundled_dir()
+    model = model_class.load(directory / f"{model_id}.json")
+    model.source = f"bundled {directory}"
+    log.info("%s: loaded weights from %s", model_id, model.source)
+    return model
+
+
+def _short(error: Exception) -> str:
+    text = f"{type(error).__name__}: {error}".splitlines()[0]
+    return text if len(text) <= 160 else text[:157] + "..."
