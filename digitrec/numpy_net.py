@@ -93,11 +93,12 @@ class NumpyNet(Model):
         z = a @ self.weights[-1].T + self.biases[-1]
         zs.append(z)
         probabilities = softmax(z)
+        activations.append(probabilities)
         n = len(y)
         cost = float(-np.mean(np.log(probabilities[np.arange(n), y] + 1e-12)))
 
         # Output error for softmax with cross-entropy: δᴸ = (p − onehot(y)) / n.
-        delta = probabilities
+        delta = probabilities.copy()
         delta[np.arange(n), y] -= 1.0
         delta /= n
         nabla_b = [None] * len(self.biases)

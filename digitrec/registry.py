@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 import threading
 
@@ -10,7 +11,14 @@ import numpy as np
 from .preprocess import preprocess, to_uint8
 from .weights import bundled_dir
 
-MODEL_IDS = ("cnn", "dense", "numpy")
+# Model id → (module, class). Modules are imported on first use, so using the numpy
+# model never loads tensorflow.
+REGISTRY = {
+    "cnn": ("digitrec.keras_cnn", "KerasCNN"),
+    "dense": ("digitrec.keras_dense", "KerasDense"),
+    "numpy": ("digitrec.numpy_net", "NumpyNet"),
+}
+MODEL_IDS = tuple(REGISTRY)
 _DISPLAY_NAMES = {"cnn": "Keras CNN", "dense": "Keras dense network", "numpy": "Numpy network (from scratch)"}
 _loaded = {}
 _lock = threading.Lock()
@@ -20,19 +28,10 @@ class UnknownModelError(ValueError):
     """Raised for a model id that is not one of MODEL_IDS."""
 
 
-def _model_class(model_id):
-    """Import the model's module on demand, so the numpy model never pulls in tensorflow."""
-    if model_id == "cnn":
-        from .keras_cnn import KerasCNN
-
-        return KerasCNN
-    if model_id == "dense":
-        from .keras_dense import KerasDense
-
-        return KerasDense
-    from .numpy_net import NumpyNet
-
-    return NumpyNet
+def model_class(model_id):
+    """Return the class of the model with this id."""
+    module, name = REGISTRY[check_model_id(model_id)]
+    return getattr(importlib.import_module(module), name)
 
 
 def check_model_id(model_id) -> str:
@@ -53,7 +52,7 @@ def get_model(model_id):
             if model is None:
                 from .weights import load_weights
 
-                model = load_weights(_model_class(model_id))
+                model = load_weights(model_class(model_id))
                 _loaded[model_id] = model
     return model
 
@@ -81,15 +80,16 @@ def describe_models() -> dict:
 MODELS = describe_models()
 
 
-def predict(image, model_id="cnn"):
+def predict(image, model_id="cnn", method="mnist"):
     """Return ``(probs, processed)`` for one drawing.
 
     ``probs`` is ``{"0": p0, …, "9": p9}`` summing to 1; ``processed`` the (28, 28) uint8
     image the model read (white ink on black). Raises EmptyDrawingError for an empty
     drawing, InvalidImageError for unreadable input, UnknownModelError for a bad id.
+    ``method`` selects the preprocessing ("mnist", the default; "legacy" for comparison).
     """
     model = get_model(model_id)
-    x = preprocess(image)
+    x = preprocess(image, method)
     p = np.asarray(model.predict_proba(x[None]), dtype=np.float64)[0]
     p = p / p.sum()
     return {str(digit): float(p[digit]) for digit in range(10)}, to_uint8(x)

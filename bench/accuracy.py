@@ -1,0 +1,160 @@
+"""Measure what the project lives by: accuracy on digits drawn by people the models never saw.
+
+    python -m bench.accuracy                 # all models, all conditions, prints the table
+    python -m bench.accuracy --record        # … and writes the figures into weights/<id>.json
+
+Held-out writers (training/strokes.py: HELD_OUT_WRITERS) have their pen trajectories
+rendered on an 800×800 canvas under each condition of BENCHMARK_CONDITIONS, and every
+drawing goes through ``digitrec.predict`` — the same call the app and the API make.
+The MNIST column is the plain 10,000-digit test set through ``predict_proba``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import digitrec  # noqa: E402
+from digitrec.preprocess import METHODS  # noqa: E402
+from training.data import load_mnist  # noqa: E402
+from training.strokes import BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, load_pendigits, render  # noqa: E402
+
+
+def held_out_digits(path=None, limit=None):
+    """Return the held-out writers' digits and labels, the first ``limit`` per writer if given."""
+    digits, labels, writers = load_pendigits(path)
+    chosen = []
+    for writer in HELD_OUT_WRITERS:
+        index = np.flatnonzero(writers == writer)
+        chosen.extend(index[:limit] if limit else index)
+    return [digits[i] for i in chosen], labels[chosen]
+
+
+def drawn_accuracy(model_ids, digits, labels, method="mnist", keep_errors=False):
+    """Return {condition: {model: accuracy}} and, if asked, the errors (condition, model, index, image, label, guess)."""
+    table = {name: {} for name in BENCHMARK_CONDITIONS}
+    errors = []
+    for name, condition in BENCHMARK_CONDITIONS.items():
+        correct = {model_id: 0 for model_id in model_ids}
+        for i, (strokes, label) in enumerate(zip(digits, labels)):
+            canvas = render(strokes, condition)
+            for model_id in model_ids:
+                probs, processed = digitrec.predict(canvas, model_id, method=method)
+                guess = int(max(probs, key=probs.get))
+                if guess == label:
+                    correct[model_id] += 1
+                elif keep_errors:
+                    errors.append((name, model_id, i, processed, int(label), guess, probs[str(guess)]))
+        for model_id in model_ids:
+            table[name][model_id] = correct[model_id] / len(labels)
+    return table, errors
+
+
+def mnist_accuracy(model_id, x_test, y_test):
+    model = digitrec.get_model(model_id)
+    guesses = np.concatenate([model.predict_proba(x_test[i : i + 2000]).argmax(1) for i in range(0, len(x_test), 2000)])
+    return float((guesses == y_test).mean())
+
+
+def format_table(model_ids, table, mnist):
+    """Return the accuracy table as Markdown."""
+    names = [digitrec.MODELS[m]["name"] for m in model_ids]
+    lines = ["| condition | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(model_ids)]
+    for condition, row in table.items():
+        lines.append(f"| {condition} | " + " | ".join(f"{row[m]:.2%}" for m in model_ids) + " |")
+    means = {m: float(np.mean([row[m] for row in table.values()])) for m in model_ids}
+    worst = {m: min(row[m] for row in table.values()) for m in model_ids}
+    lines.append("| **drawn, mean of conditions** | " + " | ".join(f"**{means[m]:.2%}**" for m in model_ids) + " |")
+    lines.append("| drawn, worst condition | " + " | ".join(f"{worst[m]:.2%}" for m in model_ids) + " |")
+    if mnist:
+        lines.append("| **MNIST test (10,000)** | " + " | ".join(f"**{mnist[m]:.2%}**" for m in model_ids) + " |")
+    return "\n".join(lines), means, worst
+
+
+def record(model_ids, table, means, worst, mnist, count):
+    """Write the measured figures into each bundled manifest's ``metrics``."""
+    from digitrec.weights import bundled_dir
+
+    for model_id in model_ids:
+        path = bundled_dir() / f"{model_id}.json"
+        with open(path) as file:
+            manifest = json.load(file)
+        metrics = manifest.setdefault("metrics", {})
+        if mnist:
+            metrics["mnist_test_accuracy"] = mnist[model_id]
+        metrics["drawn_heldout_mean"] = means[model_id]
+        metrics["drawn_heldout_worst"] = worst[model_id]
+        metrics["drawn_heldout_by_condition"] = {name: row[model_id] for name, row in table.items()}
+        metrics["drawn_heldout_writers"] = list(HELD_OUT_WRITERS)
+        metrics["drawn_heldout_digits"] = int(count)
+        metrics["measured_by"] = "python -m bench.accuracy --record"
+        with open(path, "w") as file:
+            json.dump(manifest, file, indent=2)
+            file.write("\n")
+
+
+def save_errors(errors, folder: Path, model_ids, labels_count):
+    """Save a confusion matrix of the held-out errors and the ten most confident mistakes as an image."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for model_id in model_ids:
+        confusion = np.zeros((10, 10), dtype=int)
+        for _, m, _, _, label, guess, _ in errors:
+            if m == model_id:
+                confusion[label, guess] += 1
+        print(f"\n{model_id}: held-out errors, rows = true digit, columns = guess")
+        print("    " + " ".join(f"{d:4d}" for d in range(10)))
+        for digit in range(10):
+            print(f"{digit:3d} " + " ".join(f"{c:4d}" for c in confusion[digit]))
+        worst = sorted((e for e in errors if e[1] == model_id), key=lambda e: -e[6])[:10]
+        if worst:
+            strip = np.concatenate([np.pad(e[3], 2, constant_values=128) for e in worst], axis=1)
+            Image.fromarray(strip).resize((strip.shape[1] * 3, strip.shape[0] * 3), Image.NEAREST).save(
+                folder / f"worst_{model_id}.png"
+            )
+            print(f"{model_id}: worst ten (true→guess): " + ", ".join(f"{e[4]}→{e[5]} ({e[0]})" for e in worst))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=list(digitrec.MODEL_IDS), choices=digitrec.MODEL_IDS)
+    parser.add_argument("--limit", type=int, help="only the first N digits of each held-out writer")
+    parser.add_argument("--method", default="mnist", choices=METHODS, help="preprocessing to measure")
+    parser.add_argument("--mnist", help="path of mnist.npz")
+    parser.add_argument("--pendigits", help="path of pendigits_train.npz")
+    parser.add_argument("--record", action="store_true", help="write the figures into weights/<id>.json")
+    parser.add_argument("--errors", type=Path, help="folder for the confusion matrix and worst-ten images")
+    args = parser.parse_args(argv)
+    if args.record and (args.limit or args.method != "mnist"):
+        parser.error("--record measures the full benchmark with the app's preprocessing: drop --limit/--method")
+
+    started = time.time()
+    digits, labels = held_out_digits(args.pendigits, args.limit)
+    table, errors = drawn_accuracy(args.models, digits, labels, args.method, keep_errors=bool(args.errors))
+    _, _, x_test, y_test = load_mnist(args.mnist)
+    mnist = {m: mnist_accuracy(m, x_test, y_test) for m in args.models}
+    text, means, worst = format_table(args.models, table, mnist)
+    print(
+        f"Held-out writers {', '.join(map(str, HELD_OUT_WRITERS))}: {len(labels)} drawn digits × "
+        f"{len(BENCHMARK_CONDITIONS)} conditions, preprocessing {args.method!r}, through digitrec.predict\n"
+    )
+    print(text)
+    print(f"\n({time.time() - started:.0f} s)")
+    if args.errors:
+        save_errors(errors, args.errors, args.models, len(labels))
+    if args.record:
+        record(args.models, table, means, worst, mnist, len(labels))
+        print("recorded in weights/<id>.json")
+
+
+if __name__ == "__main__":
+    main()

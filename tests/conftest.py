@@ -1,0 +1,79 @@
+"""Shared fixtures: held-out drawn digits, and the real app served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def held_out():
+    """Return (digits, labels) of the first held-out writer: people the models never saw."""
+    digits, labels, writers = load_pendigits()
+    index = np.flatnonzero(writers == HELD_OUT_WRITERS[0])
+    return [digits[i] for i in index], labels[index]
+
+
+@pytest.fixture(scope="session")
+def one_per_label(held_out):
+    """Return {label: 800×800 RGB canvas} with the first held-out drawing of each digit."""
+    digits, labels = held_out
+    return {int(d): render(digits[int(np.flatnonzero(labels == d)[0])], Condition()) for d in range(10)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(extra_env=None, timeout=120):
+    """Start ``python app.py`` on a free loopback port; return (process, url, seconds to ready)."""
+    port = free_port()
+    env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), **(extra_env or {}))
+    env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    started = time.time()
+    process = subprocess.Popen(
+        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    url = f"http://127.0.0.1:{port}/"
+    while time.time() - started < timeout:
+        if process.poll() is not None:
+            raise RuntimeError("app exited: " + process.stderr.read().decode()[-2000:])
+        try:
+            with urllib.request.urlopen(url + "gradio_api/info", timeout=2) as response:
+                if response.status == 200:
+                    return process, url, time.time() - started
+        except OSError:
+            time.sleep(0.3)
+    process.kill()
+    raise RuntimeError(f"app did not answer within {timeout} s")
+
+
+def stop_app(process):
+    process.terminate()
+    try:
+        process.wait(10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture(scope="session")
+def app_url():
+    """Serve the real app for the whole session; yield its URL."""
+    process, url, _ = start_app()
+    yield url
+    stop_app(process)

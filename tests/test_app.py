@@ -1,0 +1,75 @@
+"""The real app on 127.0.0.1, called through gradio_client as scripts and other Spaces call it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+
+import digitrec
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    return Client(app_url, verbose=False)
+
+
+def sketch_of(path):
+    """Return the sketchpad payload an API client sends for one PNG."""
+    return {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_predict_reads_drawn_digits(client, one_per_label, tmp_path, model):
+    correct = 0
+    for label, canvas in one_per_label.items():
+        path = tmp_path / f"{label}.png"
+        Image.fromarray(canvas).save(path)
+        result, processed = client.predict(sketch_of(path), model, api_name="/predict")
+        confidences = {c["label"]: c["confidence"] for c in result["confidences"]}
+        assert sorted(confidences) == [str(d) for d in range(10)]
+        assert abs(sum(confidences.values()) - 1) < 1e-4
+        shown = np.asarray(Image.open(processed))
+        assert shown.shape[:2] == (280, 280)
+        correct += result["label"] == str(label)
+    assert correct >= 9, f"{model} read only {correct}/10 held-out drawings"
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_transparent_png_from_a_script(client, one_per_label, tmp_path, model):
+    canvas = one_per_label[7]
+    ink = canvas[:, :, 0] < 128
+    rgba = np.zeros(canvas.shape[:2] + (4,), np.uint8)
+    rgba[ink] = (0, 0, 0, 255)
+    path = tmp_path / "seven.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    result, _ = client.predict(sketch_of(path), model, api_name="/predict")
+    assert result["label"] == "7"
+
+
+def test_empty_canvas_says_draw_first(client, tmp_path):
+    path = tmp_path / "white.png"
+    Image.new("RGB", (800, 800), "white").save(path)
+    for payload in ({"background": None, "layers": [], "composite": None}, sketch_of(path)):
+        with pytest.raises(AppError, match="Draw a digit first"):
+            client.predict(payload, "cnn", api_name="/predict")
+
+
+def test_unknown_model_is_refused_then_server_still_serves(client, one_per_label, tmp_path):
+    path = tmp_path / "three.png"
+    Image.fromarray(one_per_label[3]).save(path)
+    with pytest.raises(AppError, match="cnn"):
+        client.predict(sketch_of(path), "bogus", api_name="/predict")
+    result, _ = client.predict(sketch_of(path), "cnn", api_name="/predict")
+    assert result["label"] == "3"
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_model_details_show_both_accuracies(client, model):
+    text = client.predict(model, api_name="/model_details")
+    assert digitrec.MODELS[model]["name"] in text
+    metrics = digitrec.MODELS[model]["metrics"]
+    assert f"{metrics['mnist_test_accuracy']:.2%}" in text
+    assert f"{metrics['drawn_heldout_mean']:.2%}" in text

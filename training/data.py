@@ -1,0 +1,78 @@
+"""Training data: MNIST, plus pen-drawn digits of the training writers rendered like canvas input.
+
+The drawn digits go through ``digitrec.preprocess`` — the very pipeline the app uses — so
+the models learn from exactly what they will be given. Renders are cached in
+``training/.cache`` because they take a minute or two.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from pathlib import Path
+
+import numpy as np
+
+from digitrec.preprocess import preprocess
+
+from .strokes import HELD_OUT_WRITERS, data_path, load_pendigits, random_condition, render
+
+CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def load_mnist(path=None):
+    """Return (x_train, y_train, x_test, y_test), images float32 in [0, 1].
+
+    Reads ``path``, else $DIGITREC_DATA/mnist.npz or ../shared/data/mnist.npz when present,
+    else Keras' own download.
+    """
+    file = data_path("mnist.npz", path)
+    if path or file.exists():
+        with np.load(file) as data:
+            arrays = data["x_train"], data["y_train"], data["x_test"], data["y_test"]
+    else:
+        import keras
+
+        (x_train, y_train), (x_test, y_test) = keras.datasets.mnist.load_data()
+        arrays = x_train, y_train, x_test, y_test
+    x_train, y_train, x_test, y_test = arrays
+    if x_train.shape[1:] != (28, 28) or x_test.shape[1:] != (28, 28):
+        raise ValueError(f"MNIST images must be 28×28; got {x_train.shape} and {x_test.shape}.")
+    return (
+        x_train.astype(np.float32) / 255.0,
+        y_train.astype(np.int64),
+        x_test.astype(np.float32) / 255.0,
+        y_test.astype(np.int64),
+    )
+
+
+def _render_one(job):
+    strokes, seed = job
+    condition = random_condition(np.random.default_rng(seed))
+    return preprocess(render(strokes, condition))
+
+
+def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=None):
+    """Return (x, y): ``copies`` random renders of every digit by the training writers (not HELD_OUT_WRITERS)."""
+    if copies <= 0:
+        return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64)
+    digits, labels, writers = load_pendigits(path)
+    keep = np.flatnonzero(~np.isin(writers, HELD_OUT_WRITERS))
+    if limit:
+        keep = keep[:limit]
+    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}.npz"
+    if cache.exists():
+        with np.load(cache) as data:
+            return data["x"], data["y"]
+    jobs = [(digits[i], (seed, copy, int(i))) for copy in range(copies) for i in keep]
+    y = np.array([labels[i] for _, (_, _, i) in jobs], dtype=np.int64)
+    processes = processes or min(2, os.cpu_count() or 1)
+    if len(jobs) > 200 and processes > 1:
+        with multiprocessing.get_context("fork").Pool(processes) as pool:
+            x = np.stack(pool.map(_render_one, jobs, chunksize=64))
+    else:
+        x = np.stack([_render_one(job) for job in jobs])
+    CACHE.mkdir(exist_ok=True)
+    with open(cache, "wb") as file:
+        np.savez_compressed(file, x=x, y=y)
+    return x, y

@@ -1,0 +1,114 @@
+"""Render pen trajectories (UCI pendigits) the way the app's sketchpad receives a drawing.
+
+The sketchpad is an 800×800 canvas; the browser sends an opaque white background with
+black ink, gradio 6's default brush draws strokes about 54 px wide, and API clients may
+send transparent PNGs. People draw small or large, off-centre, slanted, with thin or fat
+strokes: a ``Condition`` fixes those choices, ``random_condition`` draws them at random
+for training, and ``BENCHMARK_CONDITIONS`` are the fixed ones the benchmark reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+CANVAS = 800
+DEFAULT_BRUSH = 54
+HELD_OUT_WRITERS = (25, 26, 27, 28, 29, 30)  # never trained on; the benchmark reads only these
+
+
+@dataclasses.dataclass(frozen=True)
+class Condition:
+    """How one digit is put on the canvas."""
+
+    height: float = 0.6  # digit height as a fraction of the canvas
+    brush: float = DEFAULT_BRUSH  # stroke width in canvas pixels
+    centre: tuple = (0.5, 0.5)  # where the digit's box centre lands, as fractions (x, y)
+    slant: float = 0.0  # horizontal shear, x += slant × (distance above the centre)
+    rotation: float = 0.0  # degrees, counter-clockwise
+    transparent: bool = False  # RGBA with a transparent background, as an API client might send
+
+
+BENCHMARK_CONDITIONS = {
+    "canvas default": Condition(),
+    "small, off-centre": Condition(height=0.22, centre=(0.3, 0.3)),
+    "large": Condition(height=0.92),
+    "thin brush": Condition(brush=12),
+    "fat brush": Condition(height=0.45, brush=90),
+    "corner": Condition(height=0.35, centre=(0.78, 0.75)),
+    "transparent PNG": Condition(height=0.5, transparent=True),
+}
+
+
+def data_path(name: str, path=None) -> Path:
+    """Return the path of a data file: ``path`` if given, else $DIGITREC_DATA/name, else ../shared/data/name."""
+    if path:
+        return Path(path)
+    root = os.environ.get("DIGITREC_DATA")
+    if root:
+        return Path(root) / name
+    return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / name
+
+
+def load_pendigits(path=None):
+    """Return (digits, labels, writers): each digit a list of strokes, each stroke an (n, 2) float array, y down."""
+    with np.load(data_path("pendigits_train.npz", path)) as data:
+        points = data["points"].astype(np.float32)
+        stroke_len = data["stroke_len"]
+        strokes_per_sample = data["strokes_per_sample"]
+        labels = data["labels"].astype(np.int64)
+        writers = data["writers"].astype(np.int64)
+    points[:, 1] = 500.0 - points[:, 1]  # the tablet's y points up; the canvas's points down
+    strokes = np.split(points, np.cumsum(stroke_len)[:-1])
+    bounds = np.cumsum(strokes_per_sample)[:-1]
+    digits = [list(group) for group in np.split(np.array(strokes, dtype=object), bounds)]
+    return digits, labels, writers
+
+
+def random_condition(rng: np.random.Generator) -> Condition:
+    """Draw a condition spanning what visitors do: size, brush, position, slant, rotation, alpha."""
+    height = float(rng.uniform(0.15, 0.95))
+    # Brush: mostly the default 54 px, sometimes changed, relative size capped so the digit stays legible.
+    brush = DEFAULT_BRUSH if rng.random() < 0.4 else float(np.exp(rng.uniform(np.log(6), np.log(100))))
+    brush = min(brush, 0.3 * height * CANVAS)
+    margin = height / 2
+    centre = (float(rng.uniform(margin * 0.8, 1 - margin * 0.8)), float(rng.uniform(margin, 1 - margin)))
+    return Condition(
+        height=height,
+        brush=brush,
+        centre=centre,
+        slant=float(rng.normal(0, 0.15)),
+        rotation=float(rng.normal(0, 6)),
+        transparent=bool(rng.random() < 0.15),
+    )
+
+
+def render(strokes, condition: Condition = Condition(), canvas: int = CANVAS) -> np.ndarray:
+    """Draw one digit's strokes on a canvas; return (canvas, canvas, 3) RGB or (…, 4) RGBA uint8."""
+    points = np.concatenate(strokes)
+    low, high = points.min(axis=0), points.max(axis=0)
+    middle = (low + high) / 2
+    extent = max(float(high[1] - low[1]), float(high[0] - low[0]) * 0.75, 1.0)
+    scale = condition.height * canvas / extent
+    angle = np.deg2rad(condition.rotation)
+    rotate = np.array([[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]], dtype=np.float32)
+    target = np.array(condition.centre, dtype=np.float32) * canvas
+    mode = "RGBA" if condition.transparent else "RGB"
+    image = Image.new(mode, (canvas, canvas), (255, 255, 255, 0) if condition.transparent else (255, 255, 255))
+    draw = ImageDraw.Draw(image)
+    ink = (0, 0, 0, 255) if condition.transparent else (0, 0, 0)
+    radius = condition.brush / 2
+    for stroke in strokes:
+        xy = (stroke - middle) * scale
+        xy[:, 0] -= condition.slant * xy[:, 1]
+        xy = xy @ rotate.T + target
+        coordinates = [tuple(p) for p in xy.tolist()]
+        if len(coordinates) > 1:
+            draw.line(coordinates, fill=ink, width=max(1, round(condition.brush)), joint="curve")
+        for x, y in coordinates[:: max(1, len(coordinates) - 1)]:  # round caps at both ends
+            draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
+    return np.asarray(image)

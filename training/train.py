@@ -1,0 +1,203 @@
+"""Train the digit models: prepare data → build → train → evaluate → save.
+
+    python -m training.train --model all --seed 0
+
+trains on MNIST plus the training writers' pen-drawn digits rendered as canvas input,
+with augmentation, then evaluates on the 10,000 MNIST test digits and on the held-out
+writers' drawn digits (bench/drawn_digits.py), and writes ``weights/<id>.*`` with a
+manifest holding the config, training settings, per-epoch history and metrics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from training.augment import augment_batch  # noqa: E402
+from training.data import drawn_training_digits, load_mnist  # noqa: E402
+
+DEFAULTS = {  # per model: epochs, batch size, peak learning rate
+    "cnn": dict(epochs=15, batch_size=128, learning_rate=2e-3),
+    "dense": dict(epochs=30, batch_size=128, learning_rate=1e-3),
+    "numpy": dict(epochs=30, batch_size=128, learning_rate=1e-3),
+}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", choices=["cnn", "dense", "numpy", "all"], default="all")
+    parser.add_argument("--mnist", help="path of mnist.npz (default: $DIGITREC_DATA or ../shared/data, else download)")
+    parser.add_argument("--pendigits", help="path of pendigits_train.npz (default: $DIGITREC_DATA or ../shared/data)")
+    parser.add_argument("--copies", type=int, default=4, help="random renders of each training writer's digit")
+    parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--limit", type=int, help="use only this many training images (smoke tests)")
+    parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", default=str(ROOT / "weights"), help="folder for the weights and manifests")
+    parser.add_argument("--skip-drawn-eval", action="store_true", help="skip the held-out drawn-digit benchmark")
+    args = parser.parse_args(argv)
+    for name in ("copies", "epochs", "batch_size", "limit"):
+        value = getattr(args, name)
+        if value is not None and value < (0 if name == "copies" else 1):
+            parser.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+# ---------------------------------------------------------------- prepare data
+
+
+def prepare_data(args):
+    """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits, shuffled."""
+    x_mnist, y_mnist, x_test, y_test = load_mnist(args.mnist)
+    drawn_limit = args.limit // 4 if args.limit else None
+    x_drawn, y_drawn = drawn_training_digits(args.copies, args.seed, args.pendigits, limit=drawn_limit)
+    if args.limit:
+        x_mnist, y_mnist = x_mnist[: args.limit], y_mnist[: args.limit]
+        x_test, y_test = x_test[: max(100, args.limit // 4)], y_test[: max(100, args.limit // 4)]
+    x_train = np.concatenate([x_mnist, x_drawn])
+    y_train = np.concatenate([y_mnist, y_drawn])
+    order = np.random.default_rng(args.seed).permutation(len(x_train))
+    print(f"data: {len(x_mnist)} MNIST + {len(x_drawn)} rendered drawn digits, {len(x_test)} test", flush=True)
+    return x_train[order], y_train[order], x_test, y_test
+
+
+# ---------------------------------------------------------------- build and train
+
+
+def settings_for(model_id, args):
+    settings = dict(DEFAULTS[model_id])
+    for name in ("epochs", "batch_size", "learning_rate"):
+        if getattr(args, name) is not None:
+            settings[name] = getattr(args, name)
+    settings.update(
+        seed=args.seed,
+        optimizer="Adam, cosine decay to 1% of the peak",
+        augmentation="none" if args.no_augment else "affine (rotation, scale, slant, shift) + elastic + thickening",
+        drawn_copies=args.copies,
+    )
+    return settings
+
+
+def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
+    import keras
+
+    from digitrec.keras_cnn import KerasCNN
+    from digitrec.keras_dense import KerasDense
+
+    keras.utils.set_random_seed(settings["seed"])
+    model = (KerasCNN if model_id == "cnn" else KerasDense)()
+    steps = int(np.ceil(len(x_train) / settings["batch_size"]))
+    schedule = keras.optimizers.schedules.CosineDecay(settings["learning_rate"], settings["epochs"] * steps, alpha=0.01)
+    model.network.compile(
+        optimizer=keras.optimizers.Adam(schedule),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+
+    class Batches(keras.utils.PyDataset):
+        """Shuffled, augmented mini-batches, reproducible from (seed, epoch, batch)."""
+
+        def __init__(self):
+            super().__init__()
+            self.epoch = 0
+            self.order = np.random.default_rng((settings["seed"], 0)).permutation(len(x_train))
+
+        def __len__(self):
+            return steps
+
+        def __getitem__(self, index):
+            chosen = self.order[index * settings["batch_size"] : (index + 1) * settings["batch_size"]]
+            batch = x_train[chosen]
+            if augment is not None:
+                batch = augment(batch, np.random.default_rng((settings["seed"], self.epoch, index)))
+            return batch, y_train[chosen]
+
+        def on_epoch_end(self):
+            self.epoch += 1
+            self.order = np.random.default_rng((settings["seed"], self.epoch)).permutation(len(x_train))
+
+    history = model.network.fit(
+        Batches(), epochs=settings["epochs"], validation_data=(x_test, y_test), verbose=2
+    )
+    rows = [
+        {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items()}}
+        for i in range(settings["epochs"])
+    ]
+    return model, rows
+
+
+def train_numpy(x_train, y_train, x_test, y_test, settings, augment):
+    from digitrec.numpy_net import NumpyNet
+
+    model = NumpyNet(sizes=(784, 800, 800, 10), dropout=0.2, seed=settings["seed"])
+    started = time.time()
+
+    def report(epoch, row):
+        row["val_accuracy"] = accuracy(model, x_test, y_test)
+        print(
+            f"epoch {epoch}/{settings['epochs']} - {time.time() - started:.0f}s - loss {row['loss']:.4f}"
+            f" - val_accuracy {row['val_accuracy']:.4f}",
+            flush=True,
+        )
+
+    rows = model.fit(
+        x_train,
+        y_train,
+        epochs=settings["epochs"],
+        batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"],
+        final_learning_rate=settings["learning_rate"] / 100,
+        augment=augment,
+        seed=settings["seed"],
+        on_epoch=report,
+    )
+    return model, rows
+
+
+# ---------------------------------------------------------------- evaluate and save
+
+
+def accuracy(model, x, y, batch=2000):
+    predicted = np.concatenate([model.predict_proba(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
+    return float((predicted == y).mean())
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    x_train, y_train, x_test, y_test = prepare_data(args)
+    augment = None if args.no_augment else augment_batch
+    chosen = ["cnn", "dense", "numpy"] if args.model == "all" else [args.model]
+    for model_id in chosen:
+        settings = settings_for(model_id, args)
+        print(f"\n== {model_id}: {settings}", flush=True)
+        started = time.time()
+        if model_id == "numpy":
+            model, history = train_numpy(x_train, y_train, x_test, y_test, settings, augment)
+        else:
+            model, history = train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment)
+        settings["seconds"] = round(time.time() - started)
+        settings["training_images"] = int(len(x_train))
+        settings["history"] = history
+        metrics = {"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))}
+        print(f"{model_id}: MNIST test accuracy {metrics['mnist_test_accuracy']:.4%}", flush=True)
+        manifest = model.save(args.out, training=settings, metrics=metrics)
+        print(f"{model_id}: wrote {manifest}", flush=True)
+    if not args.skip_drawn_eval and Path(args.out).resolve() == (ROOT / "weights").resolve():
+        # Measure the saved weights exactly as shipped, through digitrec.predict, in a fresh process.
+        subprocess.run([sys.executable, "-m", "bench.accuracy", "--record", "--models", *chosen], cwd=ROOT, check=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    main()
