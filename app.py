@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 import digitrec
+from digitrec.canvas import CheckedSketchpad
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 log = logging.getLogger("digitrec.app")
@@ -107,7 +108,7 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
     )
     with gr.Row():
         with gr.Column():
-            sketch = gr.Sketchpad(
+            sketch = CheckedSketchpad(
                 label="Draw a digit",
                 type="numpy",
                 image_mode="RGBA",

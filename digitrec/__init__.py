@@ -1,7 +1,7 @@
 """digitrec: read handwritten digits drawn on a canvas with one of three models."""
 
 from .base import ChecksumError, Model
-from .preprocess import EmptyDrawingError, InvalidImageError, preprocess
+from .preprocess import EmptyDrawingError, InvalidImageError
 from .registry import MODEL_IDS, MODELS, UnknownModelError, get_model, predict
 
 __all__ = [
@@ -14,5 +14,4 @@ __all__ = [
     "UnknownModelError",
     "get_model",
     "predict",
-    "preprocess",
 ]

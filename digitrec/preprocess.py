@@ -179,6 +179,14 @@ def _ink_from_array(array: np.ndarray) -> np.ndarray:
     _check_size(array.shape[1], array.shape[0])
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InvalidImageError(f"Image has no pixels (shape {array.shape}).")
+    if array.dtype == np.uint8 and array.ndim == 3:
+        # The common case (a canvas): let PIL composite and convert in C, ~10× faster than floats.
+        # ink = alpha × (1 − luminance), the composite onto white paper; PIL's "L" ignores alpha.
+        image = Image.fromarray(np.ascontiguousarray(array), "RGBA" if array.shape[2] == 4 else "RGB")
+        ink = (255 - np.asarray(image.convert("L"))).astype(np.float32) * np.float32(1 / 255)
+        if array.shape[2] == 4:
+            ink *= array[:, :, 3].astype(np.float32) * np.float32(1 / 255)
+        return ink
     values = _unit_scale(array)
     if values.ndim == 2:
         return 1.0 - values
