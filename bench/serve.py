@@ -1,0 +1,227 @@
+"""How fast digitrec answers: in-process, over HTTP (serial and concurrent), start-up and memory.
+
+    python -m bench.serve            # prints the tables (a few minutes on 2 cores)
+    python -m bench.serve --quick    # fewer requests, for a smoke run
+
+Everything is measured in one run on this machine, medians and ratios first:
+- in-process: ``digitrec.predict`` on 800×800 held-out drawings, p50/p99 per model;
+- HTTP: the real app (``app.py``) on 127.0.0.1 through ``gradio_client``, serially and with
+  8 and 32 concurrent clients (one Client per thread), next to ``/noop`` — an endpoint with
+  the same Sketchpad input that does nothing — as the framework's floor;
+- start-up: seconds from ``python app.py`` to the first answered ``/predict``;
+- memory: the server's resident set after 1,000 and 2,000 requests.
+The server runs in its own process (``--serve PORT``): the app plus the ``/noop`` endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def serve(port: int) -> None:
+    """Serve the app with an extra ``/noop`` endpoint taking the same sketch input."""
+    import gradio as gr
+
+    import app
+
+    with app.demo:
+        noop_button = gr.Button(visible=False)
+        noop_button.click(lambda sketch, model: None, [app.sketch, app.model_radio], None, api_name="noop")
+    app.demo.launch(server_name="127.0.0.1", server_port=port)
+
+
+def percentile(values, q):
+    return float(np.percentile(np.asarray(values) * 1000.0, q))
+
+
+def drawings(count):
+    """Return ``count`` held-out canvases (800×800 RGB) and their labels."""
+    from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render
+
+    digits, labels, writers = load_pendigits()
+    index = np.flatnonzero(np.isin(writers, HELD_OUT_WRITERS))[:count]
+    return [render(digits[i], Condition()) for i in index], labels[index]
+
+
+def in_process(canvases, repeats):
+    import digitrec
+
+    rows = []
+    for model_id in digitrec.MODEL_IDS:
+        digitrec.predict(canvases[0], model_id)  # load and trace
+        times = []
+        for i in range(repeats):
+            started = time.perf_counter()
+            digitrec.predict(canvases[i % len(canvases)], model_id)
+            times.append(time.perf_counter() - started)
+        rows.append((model_id, percentile(times, 50), percentile(times, 99)))
+    from digitrec.preprocess import preprocess
+
+    times = []
+    for i in range(repeats):
+        started = time.perf_counter()
+        preprocess(canvases[i % len(canvases)])
+        times.append(time.perf_counter() - started)
+    rows.append(("(preprocessing alone)", percentile(times, 50), percentile(times, 99)))
+    return rows
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server():
+    port = free_port()
+    started = time.time()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.serve", "--serve", str(port)],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"),
+    )
+    return process, f"http://127.0.0.1:{port}/", started
+
+
+def wait_first_prediction(url, path, started, timeout=120):
+    from gradio_client import Client
+
+    while time.time() - started < timeout:
+        try:
+            urllib.request.urlopen(url + "gradio_api/info", timeout=1)
+            break
+        except OSError:
+            time.sleep(0.1)
+    client = Client(url, verbose=False)
+    client.predict(sketch(path), "cnn", api_name="/predict")
+    return time.time() - started
+
+
+def sketch(path):
+    from gradio_client import handle_file
+
+    file = handle_file(str(path))
+    return {"background": file, "layers": [], "composite": file}
+
+
+def load(url, paths, api_name, clients, total):
+    """Send ``total`` requests from ``clients`` threads; return (latencies, seconds, errors)."""
+    from gradio_client import Client
+
+    latencies, errors = [], []
+    lock = threading.Lock()
+    counter = iter(range(total))
+    models = ["cnn", "dense", "numpy"]
+
+    def worker():
+        client = Client(url, verbose=False)
+        while True:
+            with lock:
+                i = next(counter, None)
+            if i is None:
+                return
+            started = time.perf_counter()
+            try:
+                client.predict(sketch(paths[i % len(paths)]), models[i % 3], api_name=api_name)
+            except Exception as error:  # counted and reported, never hidden
+                with lock:
+                    errors.append(repr(error)[:200])
+            with lock:
+                latencies.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=worker) for _ in range(clients)]
+    started = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, time.perf_counter() - started, errors
+
+
+def rss_mb(pid):
+    """Resident memory of the server process and its children, in MB."""
+    with open(f"/proc/{pid}/status") as file:
+        for line in file:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--serve", type=int, metavar="PORT", help="(internal) serve the app with /noop")
+    parser.add_argument("--quick", action="store_true", help="fewer requests")
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve)
+        return
+    serial_n, concurrent_n, memory_n = (30, 60, 200) if args.quick else (150, 300, 1000)
+
+    canvases, _ = drawings(60)
+    folder = Path(tempfile.mkdtemp(prefix="digitrec-bench-"))
+    paths = []
+    for i, canvas in enumerate(canvases):
+        paths.append(folder / f"{i}.png")
+        Image.fromarray(canvas).save(paths[-1])
+
+    print("## In-process: digitrec.predict on an 800×800 drawing\n")
+    print("| model | p50 ms | p99 ms |\n| --- | ---: | ---: |")
+    for name, p50, p99 in in_process(canvases, 300 if not args.quick else 50):
+        print(f"| {name} | {p50:.2f} | {p99:.2f} |")
+
+    process, url, started = start_server()
+    try:
+        startup = wait_first_prediction(url, paths[0], started)
+        print(f"\n## Start-up\n\n{startup:.1f} s from `python app.py` (+ /noop) to the first answered /predict\n")
+        print("## HTTP through gradio_client (models mixed cnn/dense/numpy)\n")
+        print("| endpoint | clients | requests | p50 ms | p99 ms | requests/s | errors |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        results = {}
+        for clients, total in ((1, serial_n), (8, concurrent_n), (32, concurrent_n)):
+            for api_name in ("/noop", "/predict"):
+                latencies, seconds, errors = load(url, paths, api_name, clients, total)
+                results[(api_name, clients)] = (statistics.median(latencies), total / seconds)
+                print(
+                    f"| {api_name} | {clients} | {total} | {percentile(latencies, 50):.1f} | "
+                    f"{percentile(latencies, 99):.1f} | {total / seconds:.1f} | {len(errors)} |",
+                    flush=True,
+                )
+        ratio = results[("/predict", 1)][0] / results[("/noop", 1)][0]
+        print(f"\nserial /predict p50 ÷ /noop p50 = {ratio:.2f}×")
+        print(f"/predict with 8 clients: {results[('/predict', 8)][1]:.1f} predictions/s")
+
+        done = serial_n + 2 * concurrent_n
+        load(url, paths, "/predict", 8, max(0, memory_n - done))
+        first = rss_mb(process.pid)
+        load(url, paths, "/predict", 8, memory_n)
+        second = rss_mb(process.pid)
+        print(
+            f"\n## Memory\n\nserver RSS after {memory_n:,} requests: {first:.0f} MB; after {2 * memory_n:,}: "
+            f"{second:.0f} MB (growth {second - first:+.0f} MB)"
+        )
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+if __name__ == "__main__":
+    main()
