@@ -57,6 +57,10 @@ class Model:
         """Return (N, 10) class probabilities for images ``x`` of shape (N, 28, 28), ink = 1."""
         raise NotImplementedError
 
+    def input_gradient(self, x, classes) -> np.ndarray:
+        """Return d log p(class) / d x for each image of ``x`` (N, 28, 28): what moved the answer."""
+        raise NotImplementedError
+
     def parameter_count(self) -> int:
         raise NotImplementedError
 

@@ -33,6 +33,28 @@ class KerasModel(Model):
             reduce_retracing=True,
         )
 
+        self._gradient = tf.function(
+            self._log_probability_gradient,
+            input_signature=[
+                tf.TensorSpec(shape=(None, 28, 28), dtype=tf.float32),
+                tf.TensorSpec(shape=(None,), dtype=tf.int32),
+            ],
+            reduce_retracing=True,
+        )
+
+    def _log_probability_gradient(self, x, classes):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            probabilities = self.network(x, training=False)
+            chosen = tf.gather(probabilities, classes, axis=1, batch_dims=1)
+            log_probability = tf.math.log(chosen + 1e-12)
+        return tape.gradient(log_probability, x)
+
+    def input_gradient(self, x, classes):
+        x = check_batch(x)
+        classes = tf.convert_to_tensor(np.asarray(classes, dtype=np.int32))
+        return np.asarray(self._gradient(tf.convert_to_tensor(x), classes), dtype=np.float32)
+
     @staticmethod
     def build(**config) -> keras.Model:
         raise NotImplementedError

@@ -62,6 +62,23 @@ class NumpyNet(Model):
         x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
         return softmax(self.feedforward(x)).astype(np.float32)
 
+    def input_gradient(self, x, classes):
+        """Backpropagate d log p(class) / dz = onehot − p down to the input pixels, by hand."""
+        x = check_batch(x)
+        a = x.reshape(len(x), -1).astype(self.dtype, copy=False)
+        zs = []
+        for w, b in zip(self.weights[:-1], self.biases[:-1]):
+            z = a @ w.T + b
+            zs.append(z)
+            a = relu(z)
+        probabilities = softmax(a @ self.weights[-1].T + self.biases[-1])
+        delta = -probabilities
+        delta[np.arange(len(x)), np.asarray(classes)] += 1.0
+        delta = delta @ self.weights[-1]
+        for w, z in zip(reversed(self.weights[:-1]), reversed(zs)):
+            delta = (delta * relu_prime(z)) @ w
+        return delta.reshape(x.shape).astype(np.float32)
+
     # ------------------------------------------------------------ learning
     def cost(self, x, y):
         """Return the mean cross-entropy of the softmax outputs against labels ``y``."""

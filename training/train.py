@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist  # noqa: E402
+from training.figures import draw as draw_figures  # noqa: E402
 
 DEFAULTS = {  # per model: epochs, batch size, peak learning rate
     "cnn": dict(epochs=15, batch_size=128, learning_rate=2e-3),
@@ -192,7 +193,8 @@ def main(argv=None):
         metrics = {"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))}
         print(f"{model_id}: MNIST test accuracy {metrics['mnist_test_accuracy']:.4%}", flush=True)
         manifest = model.save(args.out, training=settings, metrics=metrics)
-        print(f"{model_id}: wrote {manifest}", flush=True)
+        draw_figures(model_id, model, args.out, x_test, y_test)
+        print(f"{model_id}: wrote {manifest} and its figures", flush=True)
     if not args.skip_drawn_eval and Path(args.out).resolve() == (ROOT / "weights").resolve():
         # Measure the saved weights exactly as shipped, through digitrec.predict, in a fresh process.
         subprocess.run([sys.executable, "-m", "bench.accuracy", "--record", "--models", *chosen], cwd=ROOT, check=True)

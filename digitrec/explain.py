@@ -1,0 +1,33 @@
+"""Show what a model looked at: gradient × input over the 28×28 image it read.
+
+The gradient of log p(answer) with respect to each pixel says how much brightening that
+pixel would raise the answer's probability; multiplied by the pixel itself it credits the
+ink that is there (Shrikumar et al. 2016). Each model computes its own gradient — the
+numpy network by hand-written backpropagation, the Keras ones with ``tf.GradientTape``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+SCALE = 10
+
+
+def saliency(model, x: np.ndarray, answer: int) -> np.ndarray:
+    """Return a (28, 28) map in [0, 1]: the ink that most supported ``answer``."""
+    gradient = model.input_gradient(x[None], [answer])[0]
+    support = np.maximum(gradient * x, 0.0)
+    top = float(support.max())
+    return support / top if top > 0 else support
+
+
+def heatmap_image(processed: np.ndarray, heat: np.ndarray, scale: int = SCALE) -> np.ndarray:
+    """Return an RGB image: the processed digit in grey with the saliency in red-yellow over it."""
+    grey = processed.astype(np.float32) / 255.0 * 0.45
+    red = np.clip(grey + heat * 1.2, 0, 1)
+    green = np.clip(grey + np.clip(heat - 0.5, 0, 1) * 1.6, 0, 1)
+    blue = grey * (1 - heat)
+    rgb = (np.stack([red, green, blue], axis=-1) * 255).astype(np.uint8)
+    size = (28 * scale, 28 * scale)
+    return np.asarray(Image.fromarray(rgb).resize(size, Image.Resampling.NEAREST))
