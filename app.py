@@ -1,8 +1,9 @@
 """digitrec's Gradio app: draw a digit, pick a model, see what it reads and what it saw.
 
-Plain functions first, the ``gr.Blocks`` wiring last. Every event has an ``api_name``;
-``/predict`` takes (sketch, model) and returns (label, processed image) for
-``gradio_client``. There is no per-server "current model": the model id travels with
+Plain functions first, the ``gr.Blocks`` wiring last. Every event has an ``api_name``:
+``/predict`` (sketch, model) → (label, processed image), ``/compare`` (sketch) → the three
+models' labels, ``/explain`` (sketch, model) → heat map, ``/feedback`` (sketch, model,
+label) → confirmation. There is no per-server "current model": the model id travels with
 every request, so visitors never affect each other.
 """
 
@@ -19,7 +20,11 @@ import numpy as np
 from PIL import Image
 
 import digitrec
+from digitrec import feedback
 from digitrec.canvas import CheckedSketchpad
+from digitrec.explain import heatmap_image, saliency
+from digitrec.preprocess import preprocess
+from digitrec.weights import bundled_dir
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
 log = logging.getLogger("digitrec.app")
@@ -28,18 +33,25 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 SCALE = 10  # the 28×28 image is shown 280×280, each pixel a crisp block
 PROCESSED_DIR = Path(tempfile.mkdtemp(prefix="digitrec-processed-"))
+# Two predictions at a time: each holds a core (TensorFlow and numpy release the GIL), and
+# bench/serve.py measured more concurrency adding queueing inside TensorFlow, not throughput.
+CONCURRENCY = int(os.environ.get("DIGITREC_CONCURRENCY", "2"))
 
 
 def model_choices():
     return [(description["name"], model_id) for model_id, description in digitrec.MODELS.items()]
 
 
-def model_details(model: str) -> str:
-    """Return Markdown describing a model: architecture, parameters, training and measured accuracy."""
+def _refuse(error: Exception, title: str = "Cannot read this") -> gr.Error:
+    return gr.Error(str(error), title=title, print_exception=False)
+
+
+def model_details(model: str):
+    """Return a model's description (Markdown) and its training-curve and confusion-matrix images."""
     try:
         digitrec.registry.check_model_id(model)
     except ValueError as error:
-        raise gr.Error(str(error), print_exception=False) from None
+        raise _refuse(error) from None
     description = digitrec.MODELS[model]
     metrics, training = description["metrics"], description["training"]
     lines = [f"### {description['name']}", f"**Architecture:** {description['architecture']}"]
@@ -62,33 +74,94 @@ def model_details(model: str) -> str:
         )
     if metrics.get("measured_by"):
         lines.append(f"*Measured by `{metrics['measured_by']}` on these weights.*")
-    return "\n\n".join(lines)
+    curves, confusion = (bundled_dir() / f"{model}_{kind}.png" for kind in ("curves", "confusion"))
+    return (
+        "\n\n".join(lines),
+        str(curves) if curves.exists() else None,
+        str(confusion) if confusion.exists() else None,
+    )
 
 
-def processed_png(processed: np.ndarray) -> str:
-    """Write the 28×28 image, scaled up, as a PNG named by its content; return the path.
+def png_path(image: np.ndarray) -> str:
+    """Write an image as a PNG named by its content; return the path.
 
     The file is written under a temporary name and renamed into place, so a visitor
     downloading it never sees it half written, even when many get the same image at once.
     """
-    big = Image.fromarray(processed).resize((28 * SCALE, 28 * SCALE), Image.Resampling.NEAREST)
-    path = PROCESSED_DIR / f"{hashlib.sha256(processed.tobytes()).hexdigest()[:32]}.png"
+    path = PROCESSED_DIR / f"{hashlib.sha256(image.tobytes()).hexdigest()[:32]}.png"
     if not path.exists():
         with tempfile.NamedTemporaryFile(dir=PROCESSED_DIR, suffix=".tmp", delete=False) as file:
-            big.save(file, format="PNG")
+            Image.fromarray(image).save(file, format="PNG")
         os.replace(file.name, path)
     return str(path)
 
 
+def enlarge(processed: np.ndarray) -> np.ndarray:
+    return np.repeat(np.repeat(processed, SCALE, axis=0), SCALE, axis=1)
+
+
+def _predict(sketch, model):
+    try:
+        return digitrec.predict(sketch, model)
+    except digitrec.EmptyDrawingError as error:
+        raise _refuse(error, "Nothing to read") from None
+    except ValueError as error:  # unreadable image or unknown model: say so, keep serving
+        raise _refuse(error) from None
+
+
 def classify(sketch, model):
     """Predict the digit in a sketch with the chosen model id: (label probabilities, processed image)."""
+    probs, processed = _predict(sketch, model)
+    return probs, png_path(enlarge(processed))
+
+
+def live_classify(sketch, model, live):
+    """Predict while the visitor draws, when live mode is on; stay quiet on an empty canvas."""
+    if not live:
+        return gr.skip(), gr.skip()
     try:
         probs, processed = digitrec.predict(sketch, model)
+    except ValueError:
+        return gr.skip(), gr.skip()
+    return probs, png_path(enlarge(processed))
+
+
+def compare(sketch):
+    """Read one sketch with all three models: a label for each, and the processed image."""
+    labels = []
+    for model in digitrec.MODEL_IDS:
+        probs, processed = _predict(sketch, model)
+        labels.append(probs)
+    return (*labels, png_path(enlarge(processed)))
+
+
+def explain(sketch, model, show):
+    """Return the heat map of the pixels that drove the model's answer (None when hidden)."""
+    if not show:
+        return None
+    probs, processed = _predict(sketch, model)
+    answer = int(max(probs, key=probs.get))
+    heat = saliency(digitrec.get_model(model), processed.astype(np.float32) / 255.0, answer)
+    return png_path(heatmap_image(processed, heat))
+
+
+def record(sketch, model, label):
+    """Store a correction (or a confirmation): the drawing, what the model said, the true label."""
+    try:
+        stored = feedback.record_correction(sketch, model, label)
     except digitrec.EmptyDrawingError as error:
-        raise gr.Error(str(error), title="Nothing to read", print_exception=False) from None
-    except ValueError as error:  # unreadable image or unknown model: say so, keep serving
-        raise gr.Error(str(error), title="Cannot read this", print_exception=False) from None
-    return probs, processed_png(processed)
+        raise _refuse(error, "Nothing to store") from None
+    except ValueError as error:
+        raise _refuse(error, "Not stored") from None
+    verdict = "confirmed" if stored["predicted"] == stored["label"] else f"corrected from {stored['predicted']}"
+    return f"Thank you — stored as a {stored['label']} ({verdict})."
+
+
+def confirm(sketch, model, shown):
+    """Store the shown answer as right."""
+    if not shown or not isinstance(shown, dict) or shown.get("label") is None:
+        raise gr.Error("Press Predict first, then confirm.", print_exception=False)
+    return record(sketch, model, shown["label"])
 
 
 def warm_up():
@@ -97,17 +170,23 @@ def warm_up():
     blank[16:48, 30:34] = 0
     for model_id in digitrec.MODEL_IDS:
         digitrec.predict(blank, model_id)
+        saliency(digitrec.get_model(model_id), preprocess(blank), 1)
 
 
 warm_up()
+feedback.start_sync(feedback.default_store())
+
+CSS = """
+#processed img, #heatmap img { image-rendering: pixelated; }
+"""
 
 with gr.Blocks(title="digitrec — handwritten digits") as demo:
     gr.Markdown(
         "# digitrec\nDraw a digit from 0 to 9, pick a model and press **Predict**: you see how sure the "
         "model is of every digit, and the 28×28 image it actually read."
     )
-    with gr.Row():
-        with gr.Column():
+    with gr.Row(equal_height=False):
+        with gr.Column(min_width=300):
             sketch = CheckedSketchpad(
                 label="Draw a digit",
                 type="numpy",
@@ -116,18 +195,62 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
                 brush=gr.Brush(colors=["#000000"], color_mode="fixed"),
                 layers=False,
                 transforms=(),
+                elem_id="sketch",
             )
-            model_radio = gr.Radio(model_choices(), value="cnn", label="Model")
-            predict_button = gr.Button("Predict", variant="primary")
-        with gr.Column():
-            label = gr.Label(num_top_classes=10, label="What the model reads")
-            processed = gr.Image(label="What the model saw (28×28)", format="png", interactive=False)
-            details = gr.Markdown(model_details("cnn"))
+            model_radio = gr.Radio(model_choices(), value="cnn", label="Model", elem_id="model")
+            with gr.Row():
+                predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
+                compare_button = gr.Button("Compare all three", elem_id="compare")
+            with gr.Row():
+                live = gr.Checkbox(label="Predict as I draw", value=False)
+                show_heat = gr.Checkbox(label="Show what the model looked at", value=True)
+        with gr.Column(min_width=300):
+            label = gr.Label(num_top_classes=10, label="What the model reads", elem_id="label")
+            with gr.Row():
+                processed = gr.Image(
+                    label="What the model saw (28×28)", format="png", interactive=False, elem_id="processed"
+                )
+                heatmap = gr.Image(
+                    label="Pixels that drove the answer", format="png", interactive=False, elem_id="heatmap"
+                )
+            with gr.Group():
+                gr.Markdown("**Was it right?** Your answer helps the models learn to read drawings.")
+                with gr.Row():
+                    confirm_button = gr.Button("✓ Yes", size="sm", elem_id="confirm")
+                    true_digit = gr.Dropdown([str(d) for d in range(10)], label="No, it is a", scale=2)
+                    correct_button = gr.Button("Save correction", size="sm", elem_id="correct")
+                thanks = gr.Markdown()
+    with gr.Row():
+        compare_labels = [
+            gr.Label(num_top_classes=3, label=description["name"], elem_id=f"compare-{model_id}")
+            for model_id, description in digitrec.MODELS.items()
+        ]
+    with gr.Accordion("About this model", open=False):
+        details_text, first_curves, first_confusion = model_details("cnn")
+        details = gr.Markdown(details_text)
+        with gr.Row():
+            curves = gr.Image(first_curves, label="Training curves", interactive=False, format="png")
+            confusion = gr.Image(first_confusion, label="MNIST test confusion matrix", interactive=False, format="png")
     if EXAMPLES:
         gr.Examples([[str(path), "cnn"] for path in EXAMPLES], inputs=[sketch, model_radio], label="Example drawings")
 
-    predict_button.click(classify, [sketch, model_radio], [label, processed], api_name="predict")
-    model_radio.change(model_details, model_radio, details, api_name="model_details")
+    predict_button.click(classify, [sketch, model_radio], [label, processed], api_name="predict").then(
+        explain, [sketch, model_radio, show_heat], heatmap, api_name="explain"
+    )
+    sketch.change(
+        live_classify,
+        [sketch, model_radio, live],
+        [label, processed],
+        api_name="live",
+        trigger_mode="always_last",
+        show_progress="hidden",
+    )
+    compare_button.click(compare, [sketch], [*compare_labels, processed], api_name="compare")
+    model_radio.change(model_details, model_radio, [details, curves, confusion], api_name="model_details")
+    correct_button.click(record, [sketch, model_radio, true_digit], thanks, api_name="feedback")
+    confirm_button.click(confirm, [sketch, model_radio, label], thanks, api_name="confirm")
+
+demo.queue(default_concurrency_limit=CONCURRENCY)
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(css=CSS, blocked_paths=[str(feedback.data_dir())])

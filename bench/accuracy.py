@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -36,6 +37,40 @@ def held_out_digits(path=None, limit=None):
         index = np.flatnonzero(writers == writer)
         chosen.extend(index[:limit] if limit else index)
     return [digits[i] for i in chosen], labels[chosen]
+
+
+def drawn_arrays(limit=None, path=None):
+    """Return {condition: (x float32 (N, 28, 28), y int64)}: the held-out drawings, preprocessed once.
+
+    The same renders and preprocessing ``drawn_accuracy`` sends through ``digitrec.predict``,
+    as arrays, so a model's ``predict_proba`` gives the same accuracy without re-rendering
+    for every model or every evaluation (fine-tuning measures before and after). Cached in
+    training/.cache under a hash of the rendering and preprocessing code.
+    """
+    import hashlib
+
+    from digitrec import preprocess as preprocess_module
+    from training import strokes
+    from training.data import CACHE
+
+    code = b"".join(Path(m.__file__).read_bytes() for m in (preprocess_module, strokes))
+    key = hashlib.sha256(code + repr(sorted(BENCHMARK_CONDITIONS.items())).encode()).hexdigest()[:12]
+    cache = CACHE / f"drawn_heldout_limit{limit or 'all'}_{key}.npz"
+    if path is None and cache.exists():
+        with np.load(cache) as data:
+            return {name: (data[f"x{i}"], data["y"]) for i, name in enumerate(BENCHMARK_CONDITIONS)}
+    digits, labels = held_out_digits(path, limit)
+    arrays = {
+        name: np.stack([preprocess_module.preprocess(render(strokes_, condition)) for strokes_ in digits])
+        for name, condition in BENCHMARK_CONDITIONS.items()
+    }
+    if path is None:
+        CACHE.mkdir(exist_ok=True)
+        partial = cache.with_suffix(f".{os.getpid()}.tmp")  # renamed into place: readers never see half a file
+        with open(partial, "wb") as file:
+            np.savez_compressed(file, y=labels, **{f"x{i}": x for i, x in enumerate(arrays.values())})
+        os.replace(partial, cache)
+    return {name: (x, labels) for name, x in arrays.items()}
 
 
 def drawn_accuracy(model_ids, digits, labels, method="mnist", keep_errors=False):

@@ -72,8 +72,14 @@ def stop_app(process):
 
 
 @pytest.fixture(scope="session")
-def app_url():
+def app_data_dir(tmp_path_factory):
+    """The served app's corrections folder (DIGITREC_DATA_DIR)."""
+    return tmp_path_factory.mktemp("feedback-data")
+
+
+@pytest.fixture(scope="session")
+def app_url(app_data_dir):
     """Serve the real app for the whole session; yield its URL."""
-    process, url, _ = start_app()
+    process, url, _ = start_app({"DIGITREC_DATA_DIR": str(app_data_dir)})
     yield url
     stop_app(process)

@@ -73,3 +73,27 @@ def test_model_details_show_both_accuracies(client, model):
     metrics = digitrec.MODELS[model]["metrics"]
     assert f"{metrics['mnist_test_accuracy']:.2%}" in text
     assert f"{metrics['drawn_heldout_mean']:.2%}" in text
+
+
+def test_feedback_is_stored_validated_and_never_served(client, app_url, app_data_dir, one_per_label, tmp_path):
+    import sqlite3
+    import urllib.error
+    import urllib.request
+
+    path = tmp_path / "five.png"
+    Image.fromarray(one_per_label[5]).save(path)
+    message = client.predict(sketch_of(path), "dense", 5, api_name="/feedback")
+    assert "stored as a 5" in message
+    for bad in (11, -1, "seven", None, 2.5):
+        with pytest.raises(AppError, match="0 to 9"):
+            client.predict(sketch_of(path), "dense", bad, api_name="/feedback")
+    with sqlite3.connect(next(app_data_dir.rglob("*.sqlite*"))) as db:
+        rows = db.execute("SELECT label, model, drawing FROM corrections").fetchall()
+    assert [(r[0], r[1]) for r in rows] == [(5, "dense")]
+    stored = next(p for p in app_data_dir.rglob("*.png"))
+    for url in (f"{app_url}gradio_api/file={stored}", f"{app_url}file={stored}"):
+        try:
+            with urllib.request.urlopen(url, timeout=10) as response:
+                assert response.status >= 400, f"{url} served a stored drawing"
+        except urllib.error.HTTPError as error:
+            assert error.code in (403, 404)

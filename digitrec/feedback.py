@@ -1,0 +1,452 @@
+"""Keep the corrections visitors make, so the models can learn from the people who draw.
+
+A correction is one drawing, the digit its author says it is, and what the model answered.
+``FeedbackStore`` keeps them in a folder:
+
+    corrections.sqlite3             one row per correction (SQLite, WAL, synchronous=FULL)
+    images/ab/<uuid>-drawing.png    the drawing as sent (RGB or RGBA)
+    images/ab/<uuid>-processed.png  the 28×28 image the model read (white ink on black)
+    snapshots/<store id>.jsonl      a consistent copy of the rows, written for the hub sync
+
+An acknowledged correction (``add`` returned) always has its row and both files: the files
+are written to temporary names, fsync'd and renamed into place before the row is inserted
+and committed, so a crash can leave an orphan image but never a row without its images.
+
+Environment:
+    DIGITREC_DATA_DIR                 the folder (default: /data/digitrec on a Hugging Face
+                                      Space with persistent storage, else feedback-data/)
+    DIGITREC_FEEDBACK_REPO            hub dataset repo ("org/name") to copy the folder to
+    DIGITREC_FEEDBACK_SYNC_MINUTES    minutes between uploads (default 10)
+    DIGITREC_FEEDBACK_SYNC_TIMEOUT    seconds to wait for the hub at start (default 2)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import io
+import json
+import logging
+import numbers
+import os
+import re
+import sqlite3
+import tempfile
+import threading
+import uuid
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from . import preprocess as _preprocess
+from .weights import _short, _with_deadline
+
+log = logging.getLogger("digitrec")
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SPACES_STORAGE = Path("/data")
+DB_NAME = "corrections.sqlite3"
+BUSY_TIMEOUT = 30.0  # seconds a writer waits for another to finish its transaction
+LABEL_MESSAGE = "Label must be a whole number from 0 to 9."
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS corrections (
+    id INTEGER PRIMARY KEY,
+    created TEXT NOT NULL,
+    model TEXT NOT NULL,
+    label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+    predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),
+    probabilities TEXT NOT NULL,
+    drawing TEXT NOT NULL,
+    processed TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+"""
+
+
+def data_dir() -> Path:
+    """Return the folder for corrections: $DIGITREC_DATA_DIR, a Space's /data, or feedback-data/.
+
+    A Hugging Face Space keeps only /data across restarts (when persistent storage is on),
+    so it is preferred whenever it exists and is writable.
+    """
+    configured = os.environ.get("DIGITREC_DATA_DIR")
+    if configured:
+        return Path(configured)
+    if SPACES_STORAGE.is_dir() and os.access(SPACES_STORAGE, os.W_OK):
+        return SPACES_STORAGE / "digitrec"
+    return PROJECT_ROOT / "feedback-data"
+
+
+# ---------------------------------------------------------------- validation
+
+
+def check_label(value) -> int:
+    """Return ``value`` as an int 0–9, accepting 7, "7" or 7.0; raise ValueError otherwise.
+
+    A form or an API client may send the digit as text or as a float; anything that is not
+    exactly one whole digit (True, None, 3.5, "seven", 10, -1) is refused.
+    """
+    if isinstance(value, (bool, np.bool_)):
+        raise ValueError(LABEL_MESSAGE)
+    if isinstance(value, str):
+        text = value.strip()
+        if not re.fullmatch(r"[+-]?\d{1,3}", text):
+            raise ValueError(LABEL_MESSAGE)
+        value = int(text)
+    elif isinstance(value, numbers.Integral):
+        value = int(value)
+    elif isinstance(value, numbers.Real):
+        number = float(value)
+        if not number.is_integer():  # also refuses NaN and infinities
+            raise ValueError(LABEL_MESSAGE)
+        value = int(number)
+    else:
+        raise ValueError(LABEL_MESSAGE)
+    if not 0 <= value <= 9:
+        raise ValueError(LABEL_MESSAGE)
+    return value
+
+
+def drawing_array(image) -> np.ndarray:
+    """Return the drawing as a uint8 array, (H, W, 3|4) or (H, W) grey, to keep as sent.
+
+    Accepts what ``digitrec.predict`` accepts (sketch dict, PIL image, numpy array, PNG
+    bytes, path), refusing unreadable input with InvalidImageError and None with
+    EmptyDrawingError. Colour canvases are kept as they are; other pixel types are kept
+    as the grey picture the models read (ink dark on white).
+    """
+    if image is None:
+        raise _preprocess.EmptyDrawingError()
+    if isinstance(image, dict):
+        image = _preprocess._composite_of(image)
+    if isinstance(image, (str, os.PathLike)):
+        image = _preprocess._open(Path(image))
+    elif isinstance(image, (bytes, bytearray)):
+        image = _preprocess._open(io.BytesIO(image))
+    if isinstance(image, Image.Image):
+        if image.mode in ("RGB", "RGBA", "L"):
+            return np.asarray(image).copy()
+        if image.mode in ("P", "LA", "PA", "La", "RGBa", "CMYK", "YCbCr", "1") or "transparency" in image.info:
+            return np.asarray(image.convert("RGBA"))
+        return _grey(_preprocess._ink_from_pil(image))
+    if isinstance(image, np.ndarray):
+        array = image[:, :, 0] if image.ndim == 3 and image.shape[2:] == (1,) else image
+        if array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+            _preprocess._check_size(array.shape[1], array.shape[0])
+            return np.ascontiguousarray(array)
+        return _grey(_preprocess._ink_from_array(array))
+    raise _preprocess.InvalidImageError(
+        f"Unsupported image type {type(image).__name__}; send a PNG, a PIL image or a numpy array."
+    )
+
+
+def _grey(ink: np.ndarray) -> np.ndarray:
+    return _preprocess.to_uint8(1.0 - ink)
+
+
+def _check_drawing(drawing) -> np.ndarray:
+    drawing = np.asarray(drawing)
+    if drawing.dtype != np.uint8 or not (
+        drawing.ndim == 2 or (drawing.ndim == 3 and drawing.shape[2] in (3, 4))
+    ):
+        raise ValueError(
+            f"The drawing must be a uint8 (H, W), (H, W, 3) or (H, W, 4) array; got {drawing.dtype} {drawing.shape}."
+        )
+    if drawing.shape[0] == 0 or drawing.shape[1] == 0:
+        raise ValueError("The drawing has no pixels.")
+    return drawing
+
+
+def _check_processed(processed) -> np.ndarray:
+    processed = np.asarray(processed)
+    if processed.dtype != np.uint8 or processed.shape != (28, 28):
+        raise ValueError(
+            f"The processed image must be a uint8 (28, 28) array; got {processed.dtype} {processed.shape}."
+        )
+    return processed
+
+
+# ---------------------------------------------------------------- storage
+
+
+def _write_png(array: np.ndarray, path: Path) -> None:
+    """Write a PNG durably: temporary file, flush, fsync, then rename into place."""
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".tmp", delete=False) as file:
+        try:
+            Image.fromarray(array).save(file, format="PNG")
+            file.flush()
+            os.fsync(file.fileno())
+        except BaseException:
+            file.close()
+            os.unlink(file.name)
+            raise
+    os.replace(file.name, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    """Make the renames in a folder durable (a no-op where folders cannot be opened)."""
+    with contextlib.suppress(OSError):
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+
+
+class FeedbackStore:
+    """Corrections in a folder: SQLite rows plus the drawing and processed image as PNG files.
+
+    Each call opens its own SQLite connection, so one store may be used from any number of
+    threads (and processes) at once; writers queue on SQLite's lock for up to BUSY_TIMEOUT.
+    """
+
+    def __init__(self, directory):
+        self.directory = Path(directory)
+        self.images = self.directory / "images"
+        self.path = self.directory / DB_NAME
+        self.images.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.executescript(SCHEMA)
+            db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+            self.store_id = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+
+    def __repr__(self):
+        return f"FeedbackStore({str(self.directory)!r})"
+
+    @contextlib.contextmanager
+    def _connect(self):
+        """Yield a fresh connection in autocommit mode (transactions are explicit); close it after."""
+        db = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
+        try:
+            db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+            db.execute("PRAGMA synchronous=FULL")
+            yield db
+        finally:
+            db.close()
+
+    # -- writing
+    def add(self, drawing, processed, label, model, predicted=None, probabilities=None) -> int:
+        """Store one correction durably and return its id.
+
+        ``drawing`` is the uint8 image as sent, ``processed`` the uint8 (28, 28) image the
+        model read, ``probabilities`` the model's {"0": p0, …} answer. The images are on
+        disk, fsync'd, before the row is committed, so a returned id is never dangling.
+        """
+        drawing = _check_drawing(drawing)
+        processed = _check_processed(processed)
+        label = check_label(label)
+        if predicted is not None:
+            predicted = check_label(predicted)
+        if not isinstance(model, str) or not model:
+            raise ValueError("The model id must be a non-empty string.")
+        answer = json.dumps({str(k): float(v) for k, v in (probabilities or {}).items()})
+
+        name = uuid.uuid4().hex
+        folder = self.images / name[:2]  # 256 subfolders keep every folder small, on disk and on the hub
+        folder.mkdir(exist_ok=True)
+        paths = (folder / f"{name}-drawing.png", folder / f"{name}-processed.png")
+        try:
+            _write_png(drawing, paths[0])
+            _write_png(processed, paths[1])
+            _fsync_dir(folder)
+            created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
+            relative = [p.relative_to(self.directory).as_posix() for p in paths]
+            with self._connect() as db:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    cursor = db.execute(
+                        "INSERT INTO corrections (created, model, label, predicted, probabilities, drawing, processed)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (created, model, label, predicted, answer, *relative),
+                    )
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            return int(cursor.lastrowid)
+        except BaseException:
+            for path in paths:  # nothing was acknowledged: leave no orphan behind if we can help it
+                with contextlib.suppress(OSError):
+                    path.unlink()
+            raise
+
+    # -- reading
+    def count(self) -> int:
+        """Return the number of stored corrections."""
+        with self._connect() as db:
+            return int(db.execute("SELECT COUNT(*) FROM corrections").fetchone()[0])
+
+    def rows(self) -> list[dict]:
+        """Return every correction as a dict, oldest first, with ``probabilities`` decoded."""
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            rows = [dict(row) for row in db.execute("SELECT * FROM corrections ORDER BY id")]
+        for row in rows:
+            row["probabilities"] = json.loads(row["probabilities"])
+        return rows
+
+    def integrity_check(self) -> str:
+        """Return SQLite's verdict on the database file: "ok", or the problems it found."""
+        with self._connect() as db:
+            return "\n".join(row[0] for row in db.execute("PRAGMA integrity_check"))
+
+    def processed_images(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (x uint8 (N, 28, 28), white ink on black; y int64) from the processed PNGs."""
+        rows = self.rows()
+        x = np.zeros((len(rows), 28, 28), np.uint8)
+        for i, row in enumerate(rows):
+            with Image.open(self.directory / row["processed"]) as image:
+                x[i] = np.asarray(image.convert("L"))
+        return x, np.array([row["label"] for row in rows], dtype=np.int64)
+
+    def load_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return (x float32 (N, 28, 28) in [0, 1], ink = 1; y int64): the corrections as training data."""
+        x, y = self.processed_images()
+        return x.astype(np.float32) / 255.0, y
+
+    def export_npz(self, path) -> Path:
+        """Write the corrections in the layout of MNIST's mnist.npz; return the path.
+
+        Keys x_train (N, 28, 28) uint8 (0 background, 255 ink), y_train (N,) uint8, and
+        x_test / y_test, which are empty arrays of shape (0, 28, 28) and (0,): every
+        correction is training data, so ``keras.datasets.mnist``-style loaders work as is.
+        """
+        x, y = self.processed_images()
+        path = Path(path)
+        with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".tmp", delete=False) as file:
+            np.savez_compressed(
+                file,
+                x_train=x,
+                y_train=y.astype(np.uint8),
+                x_test=np.zeros((0, 28, 28), np.uint8),
+                y_test=np.zeros(0, np.uint8),
+            )
+        os.replace(file.name, path)
+        return path
+
+    def write_snapshot(self) -> Path:
+        """Write every row as JSON lines to ``snapshots/<store id>.jsonl``, atomically; return the path.
+
+        The live database cannot be copied file by file while it is written (its WAL holds
+        the latest rows), so the hub sync uploads this consistent copy instead. The name is
+        the store's own id: a fresh store (a Space restarted without persistent storage)
+        adds a new file on the hub instead of overwriting the old one.
+        """
+        folder = self.directory / "snapshots"
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{self.store_id}.jsonl"
+        text = "".join(json.dumps(row, sort_keys=True) + "\n" for row in self.rows())
+        if path.exists() and path.read_text() == text:
+            return path  # unchanged: keep the mtime, so the scheduler uploads nothing
+        with tempfile.NamedTemporaryFile("w", dir=folder, prefix=".", suffix=".tmp", delete=False) as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(file.name, path)
+        return path
+
+
+# ---------------------------------------------------------------- the app's entry point
+
+_default_store = None
+_default_lock = threading.Lock()
+
+
+def default_store() -> FeedbackStore:
+    """Return the store in ``data_dir()``, created on first use."""
+    global _default_store
+    with _default_lock:
+        if _default_store is None:
+            _default_store = FeedbackStore(data_dir())
+        return _default_store
+
+
+def record_correction(sketch, model, label, store=None) -> dict:
+    """Store a visitor's correction: the drawing, its true digit and what ``model`` answered.
+
+    Everything is checked before anything is written: the label (0–9), the model id, and
+    the drawing (EmptyDrawingError, InvalidImageError; all ValueErrors with short messages).
+    Returns {"id", "label", "predicted", "model"}.
+    """
+    from .registry import check_model_id, predict
+
+    label = check_label(label)
+    model = check_model_id(model)
+    drawing = drawing_array(sketch)
+    _preprocess.to_ink(drawing)  # refuses an empty canvas before any model is loaded
+    probabilities, processed = predict(drawing, model)
+    predicted = int(max(probabilities, key=probabilities.get))
+    store = store or default_store()
+    row_id = store.add(drawing, processed, label, model, predicted, probabilities)
+    return {"id": row_id, "label": label, "predicted": predicted, "model": model}
+
+
+# ---------------------------------------------------------------- hub sync
+
+_schedulers = {}
+_sync_lock = threading.Lock()
+SYNC_IGNORE = [DB_NAME, f"{DB_NAME}-*", "*.tmp", ".*"]  # the live database and files being written
+
+
+def _scheduler_class():
+    from huggingface_hub import CommitScheduler
+
+    class FeedbackScheduler(CommitScheduler):
+        """A CommitScheduler that writes a consistent snapshot of the rows before each upload."""
+
+        def __init__(self, store: FeedbackStore, **kwargs):
+            self.store = store  # set first: the constructor starts the first upload
+            super().__init__(folder_path=store.directory, ignore_patterns=SYNC_IGNORE, **kwargs)
+
+        def push_to_hub(self):
+            self.store.write_snapshot()  # images are written before rows: the snapshot's images exist
+            return super().push_to_hub()
+
+    return FeedbackScheduler
+
+
+def start_sync(store: FeedbackStore):
+    """Copy the store to a private hub dataset every few minutes, if $DIGITREC_FEEDBACK_REPO is set.
+
+    Returns the scheduler, or None when sync is off or the hub cannot be reached: creating
+    the scheduler contacts the hub, which is given DIGITREC_FEEDBACK_SYNC_TIMEOUT seconds
+    in a background thread, so an unreachable hub never stops the app from starting;
+    corrections are then kept locally (and synced after all if the hub answers late).
+    Calling it again for the same folder returns the running scheduler.
+    """
+    log.info("feedback: storing corrections in %s", store.directory)
+    repo = os.environ.get("DIGITREC_FEEDBACK_REPO") or None
+    if not repo:
+        log.info("feedback: hub sync off (set DIGITREC_FEEDBACK_REPO to copy corrections to a hub dataset)")
+        return None
+    key = store.directory.resolve()
+    with _sync_lock:
+        if key in _schedulers:
+            return _schedulers[key]
+    gave_up = threading.Event()
+
+    def create():
+        scheduler = _scheduler_class()(store, repo_id=repo, repo_type="dataset", every=minutes, private=True)
+        with _sync_lock:
+            running = _schedulers.setdefault(key, scheduler)
+        if running is not scheduler:  # another caller started one meanwhile
+            scheduler.stop()
+        elif gave_up.is_set():
+            log.info("feedback: the hub answered late; syncing to %s after all", repo)
+        return running
+
+    try:
+        minutes = float(os.environ.get("DIGITREC_FEEDBACK_SYNC_MINUTES", "10"))
+        timeout = float(os.environ.get("DIGITREC_FEEDBACK_SYNC_TIMEOUT", "2"))
+        if not minutes > 0:
+            raise ValueError(f"DIGITREC_FEEDBACK_SYNC_MINUTES must be positive; got {minutes:g}")
+        scheduler = _with_deadline(create, timeout)
+    except Exception as error:
+        gave_up.set()
+        log.warning("feedback sync disabled: %s; corrections are kept locally in %s", _short(error), store.directory)
+        return None
+    log.info("feedback: syncing to hub dataset %s every %g min", repo, minutes)
+    return scheduler
