@@ -27,7 +27,7 @@ from training.data import drawn_training_digits, load_mnist  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
 
 DEFAULTS = {  # per model: epochs, batch size, peak learning rate
-    "cnn": dict(epochs=15, batch_size=128, learning_rate=2e-3),
+    "cnn": dict(epochs=30, batch_size=128, learning_rate=2e-3),
     "dense": dict(epochs=30, batch_size=128, learning_rate=1e-3),
     "numpy": dict(epochs=30, batch_size=128, learning_rate=1e-3),
 }

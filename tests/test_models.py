@@ -1,0 +1,199 @@
+"""Every model: save/load round trips through the manifest, refusal of tampered or foreign files, the registry."""
+
+import json
+
+import numpy as np
+import pytest
+
+import digitrec
+from digitrec.base import FORMAT_VERSION, Model, sha256_of
+
+MODEL_IDS = ("cnn", "dense", "numpy")
+
+# Keras 3 on numpy 2 warns about __array__ inside its own code; not ours to fix.
+pytestmark = pytest.mark.filterwarnings("ignore:__array__ implementation:DeprecationWarning")
+
+
+def small_model(model_id, seed=0):
+    """Return a small, fast model of each kind (Keras imported only when asked for)."""
+    if model_id == "cnn":
+        from digitrec.keras_cnn import KerasCNN
+
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        return KerasCNN(filters=(4, 8), dense_units=16)
+    if model_id == "dense":
+        from digitrec.keras_dense import KerasDense
+
+        import keras
+
+        keras.utils.set_random_seed(seed)
+        return KerasDense(hidden=(16,))
+    from digitrec.numpy_net import NumpyNet
+
+    return NumpyNet(sizes=(784, 16, 10), seed=seed)
+
+
+@pytest.fixture(scope="module", params=MODEL_IDS)
+def saved(request, tmp_path_factory):
+    """Yield (model, manifest path) of a small model of each kind saved in a temporary folder."""
+    model = small_model(request.param)
+    directory = tmp_path_factory.mktemp(request.param)
+    manifest_path = model.save(directory, training={"epochs": 0}, metrics={"note": "untrained"})
+    return model, manifest_path
+
+
+@pytest.fixture(scope="module")
+def images():
+    rng = np.random.default_rng(0)
+    x = rng.random((5, 28, 28)).astype(np.float32)
+    x[0] = 0  # a blank image too
+    return x
+
+
+def test_predict_proba_gives_probabilities(saved, images):
+    model, _ = saved
+    assert isinstance(model, Model)
+    p = model.predict_proba(images)
+    assert p.shape == (len(images), 10)
+    assert p.dtype == np.float32
+    assert (p >= 0).all()
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    assert model.predict_proba(images[:1]).shape == (1, 10)
+
+
+def test_predict_proba_rejects_wrong_shapes(saved):
+    model, _ = saved
+    for bad in (np.zeros((28, 28)), np.zeros((2, 784)), np.full((1, 28, 28), np.nan)):
+        with pytest.raises(ValueError):
+            model.predict_proba(bad)
+
+
+def test_save_load_round_trip_gives_identical_predictions(saved, images):
+    model, manifest_path = saved
+    loaded = type(model).load(manifest_path)
+    assert loaded is not model
+    assert loaded.config == model.config
+    assert loaded.parameter_count() == model.parameter_count()
+    np.testing.assert_array_equal(loaded.predict_proba(images), model.predict_proba(images))
+
+
+def test_load_differs_from_a_fresh_model(saved, images):
+    """The loaded weights are the saved ones, not a re-initialisation that happens to match."""
+    model, manifest_path = saved
+    fresh = small_model(model.model_id, seed=123)
+    fresh_p = fresh.predict_proba(images)
+    assert not np.allclose(fresh_p, model.predict_proba(images))
+    fresh._load_weights(manifest_path.parent / json.loads(manifest_path.read_text())["weights_file"])
+    np.testing.assert_array_equal(fresh.predict_proba(images), model.predict_proba(images))
+
+
+def test_manifest_describes_the_model(saved):
+    model, manifest_path = saved
+    assert manifest_path.name == f"{model.model_id}.json"
+    manifest = json.loads(manifest_path.read_text())
+    for key in ("format_version", "model_id", "config", "params", "sha256", "architecture"):
+        assert key in manifest, key
+    assert manifest["format_version"] == FORMAT_VERSION
+    assert manifest["model_id"] == model.model_id
+    assert manifest["config"] == json.loads(json.dumps(model.config))
+    assert manifest["params"] == model.parameter_count() > 0
+    assert manifest["architecture"] == model.describe() and manifest["architecture"]
+    weights_path = manifest_path.parent / manifest["weights_file"]
+    assert weights_path.exists() and weights_path.name.startswith(model.model_id)
+    assert manifest["sha256"] == sha256_of(weights_path)
+    assert len(manifest["sha256"]) == 64 and int(manifest["sha256"], 16) >= 0
+    assert manifest["training"] == {"epochs": 0} and manifest["metrics"] == {"note": "untrained"}
+
+
+def copy_saved(manifest_path, destination):
+    """Copy a saved model (manifest and weights) to ``destination``; return the new manifest path."""
+    manifest = json.loads(manifest_path.read_text())
+    destination.mkdir(parents=True, exist_ok=True)
+    weights = manifest["weights_file"]
+    (destination / weights).write_bytes((manifest_path.parent / weights).read_bytes())
+    (destination / manifest_path.name).write_text(manifest_path.read_text())
+    return destination / manifest_path.name, destination / weights
+
+
+def test_tampered_weights_raise_checksum_error(saved, tmp_path):
+    model, manifest_path = saved
+    copied, weights = copy_saved(manifest_path, tmp_path)
+    with open(weights, "ab") as file:
+        file.write(b"\0")
+    with pytest.raises(digitrec.ChecksumError) as info:
+        type(model).load(copied)
+    assert isinstance(info.value, ValueError)
+    assert weights.name in str(info.value)
+
+
+def test_other_format_version_is_refused(saved, tmp_path):
+    model, manifest_path = saved
+    copied, _ = copy_saved(manifest_path, tmp_path)
+    manifest = json.loads(copied.read_text())
+    manifest["format_version"] = 99
+    copied.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="99"):
+        type(model).load(copied)
+
+
+def test_manifest_of_another_model_is_refused(saved, tmp_path):
+    model, manifest_path = saved
+    copied, _ = copy_saved(manifest_path, tmp_path)
+    manifest = json.loads(copied.read_text())
+    manifest["model_id"] = "other"
+    copied.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="other"):
+        type(model).load(copied)
+
+
+def test_save_overwrites_and_manifest_follows(saved, tmp_path, images):
+    """Saving twice into one folder leaves a consistent pair (the second model's)."""
+    model, _ = saved
+    small_model(model.model_id, seed=7).save(tmp_path)
+    manifest_path = model.save(tmp_path)
+    np.testing.assert_array_equal(type(model).load(manifest_path).predict_proba(images), model.predict_proba(images))
+
+
+def test_numpy_weights_of_the_wrong_shape_are_refused(tmp_path):
+    from digitrec.numpy_net import NumpyNet
+
+    manifest_path = NumpyNet(sizes=(784, 16, 10)).save(tmp_path / "a")
+    other = NumpyNet(sizes=(784, 8, 10)).save(tmp_path / "b")
+    with pytest.raises(ValueError):
+        NumpyNet.load(manifest_path, weights_path=other.parent / "numpy.npz")  # checksum differs first
+    manifest = json.loads(manifest_path.read_text())
+    manifest["config"]["sizes"] = [784, 8, 10]
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(ValueError, match="shape"):
+        NumpyNet.load(manifest_path)
+
+
+# ---------------------------------------------------------------- registry
+
+
+@pytest.mark.parametrize("bad", ["nope", 3, None, -1, 10**30, "", "CNN", " cnn", ["cnn"], b"cnn"])
+def test_unknown_model_id_raises_unknown_model_error(bad):
+    with pytest.raises(digitrec.UnknownModelError) as info:
+        digitrec.get_model(bad)
+    assert isinstance(info.value, ValueError)
+    message = str(info.value)
+    for model_id in MODEL_IDS:
+        assert f"{model_id}" in message
+    assert len(message) < 200
+
+
+def test_predict_with_unknown_model_raises_before_reading_the_image():
+    with pytest.raises(digitrec.UnknownModelError):
+        digitrec.predict(None, "nope")
+
+
+def test_models_table_lists_the_three_models_in_order():
+    assert tuple(digitrec.MODELS) == MODEL_IDS
+    assert tuple(digitrec.MODEL_IDS) == MODEL_IDS
+    for model_id, entry in digitrec.MODELS.items():
+        for key in ("name", "architecture", "metrics"):
+            assert key in entry, (model_id, key)
+        assert isinstance(entry["name"], str) and entry["name"]
+        assert isinstance(entry["metrics"], dict)
