@@ -39,6 +39,8 @@ def check_batch(x) -> np.ndarray:
         raise ValueError(f"Expected images of shape (N, 28, 28); got {x.shape}.")
     if not np.isfinite(x).all():
         raise ValueError("Images contain NaN or infinite values.")
+    if x.size and (float(x.min()) < -1e-3 or float(x.max()) > 1.0 + 1e-3):
+        raise ValueError("Images must be scaled to [0, 1] (ink = 1), not 0..255.")
     return x
 
 

@@ -202,8 +202,8 @@ def _unit_scale(array: np.ndarray) -> np.ndarray:
         return array.astype(np.float32)
     if array.dtype == np.uint8:
         return array.astype(np.float32) / 255.0
-    if array.dtype == np.uint16:
-        return array.astype(np.float32) / 65535.0
+    if array.dtype == np.uint16:  # 16-bit, or 8-bit values stored in 16 bits (as PIL's I;16 path reads them)
+        return array.astype(np.float32) / (65535.0 if int(array.max()) > 255 else 255.0)
     if np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating):
         values = array.astype(np.float32)
         if not np.isfinite(values).all():
