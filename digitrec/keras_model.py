@@ -67,7 +67,10 @@ class KerasModel(Model):
         return int(self.network.count_params())
 
     def _save_weights(self, path: Path):
-        self.network.save_weights(str(path))
+        """Save the layers' weights only: a compiled network would also save the optimizer's state (3× the size)."""
+        bare = self.build(**self.config)
+        bare.set_weights(self.network.get_weights())
+        bare.save_weights(str(path))
 
     def _load_weights(self, path: Path):
         self.network.load_weights(str(path))

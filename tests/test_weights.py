@@ -209,3 +209,30 @@ def test_default_hub_timeout_is_one_second(monkeypatch):
     monkeypatch.delenv("DIGITREC_HUB_REVISION", raising=False)
     monkeypatch.delenv("DIGITREC_HUB_TIMEOUT", raising=False)
     assert hub_settings() == (REPO, "main", 1.0)
+
+
+@pytest.fixture
+def silent_hub(monkeypatch, hub_env):
+    """Online mode, the hub endpoint a local socket that accepts connections and never answers (a hang)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    endpoint = f"http://127.0.0.1:{server.getsockname()[1]}"
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(huggingface_hub.constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HUGGINGFACE_CO_URL_TEMPLATE", endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+    )
+    monkeypatch.setenv("DIGITREC_HUB_TIMEOUT", "1")
+    yield endpoint
+    server.close()
+
+
+def test_a_hub_that_hangs_costs_about_a_second(silent_hub, images, log):
+    model, seconds = timed_load()
+    assert seconds < 2.0, f"fallback took {seconds:.2f} s"
+    assert "no answer from the hub" in log.text
+    assert loaded_from(log), "the log must say where the weights came from"

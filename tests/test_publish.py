@@ -1,0 +1,46 @@
+"""Publishing: the folder and model card that would be uploaded, and that the app can download it."""
+
+from __future__ import annotations
+
+import shutil
+
+import huggingface_hub.constants
+from huggingface_hub import ModelCard
+
+import digitrec
+from digitrec.base import read_manifest, sha256_of
+from digitrec.numpy_net import NumpyNet
+from digitrec.weights import bundled_dir, load_weights
+from training.publish import build_folder
+
+COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
+
+
+def test_folder_holds_verified_weights_and_a_model_card(tmp_path):
+    folder = build_folder(bundled_dir(), tmp_path / "upload")
+    for model_id in digitrec.MODEL_IDS:
+        manifest = read_manifest(folder / f"{model_id}.json")
+        assert sha256_of(folder / manifest["weights_file"]) == manifest["sha256"]
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.license == "mit"
+    assert "mnist" in card.data.datasets
+    for model_id, description in digitrec.MODELS.items():
+        assert description["name"] in card.text
+        assert f"{description['metrics']['mnist_test_accuracy']:.2%}" in card.text
+    assert "Pen-Based Recognition of Handwritten Digits" in card.text
+
+
+def test_app_downloads_exactly_the_published_layout(tmp_path, monkeypatch):
+    folder = build_folder(bundled_dir(), tmp_path / "upload")
+    snapshot = tmp_path / "cache" / "models--owner--weights" / "snapshots" / COMMIT
+    shutil.copytree(folder, snapshot)
+    (snapshot.parent.parent / "refs").mkdir()
+    (snapshot.parent.parent / "refs" / "main").write_text(COMMIT)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("DIGITREC_HUB_REPO", "owner/weights")
+    model = load_weights(NumpyNet)
+    assert model.source.startswith("hub")
+    assert model.manifest["sha256"] == read_manifest(bundled_dir() / "numpy.json")["sha256"]
