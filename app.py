@@ -176,6 +176,11 @@ def warm_up():
 warm_up()
 feedback.start_sync(feedback.default_store())
 
+SELECT_BRUSH = """() => {
+  const pick = () => document.querySelector('#sketch button[aria-label="Brush"]')?.click();
+  setTimeout(pick, 300);
+}"""
+
 CSS = """
 #processed img, #heatmap img { image-rendering: pixelated; }
 """
@@ -195,6 +200,7 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
                 brush=gr.Brush(colors=["#000000"], color_mode="fixed"),
                 layers=False,
                 transforms=(),
+                height=520,
                 elem_id="sketch",
             )
             model_radio = gr.Radio(model_choices(), value="cnn", label="Model", elem_id="model")
@@ -211,15 +217,24 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
                     label="What the model saw (28×28)", format="png", interactive=False, elem_id="processed"
                 )
                 heatmap = gr.Image(
-                    label="Pixels that drove the answer", format="png", interactive=False, elem_id="heatmap"
+                    label="Ink that drove the answer (red → yellow = most)",
+                    format="png",
+                    interactive=False,
+                    elem_id="heatmap",
                 )
-            with gr.Group():
-                gr.Markdown("**Was it right?** Your answer helps the models learn to read drawings.")
-                with gr.Row():
-                    confirm_button = gr.Button("✓ Yes", size="sm", elem_id="confirm")
-                    true_digit = gr.Dropdown([str(d) for d in range(10)], label="No, it is a", scale=2)
-                    correct_button = gr.Button("Save correction", size="sm", elem_id="correct")
-                thanks = gr.Markdown()
+            gr.Markdown("**Was it right?** Your answer helps the models learn to read drawings.")
+            with gr.Row(equal_height=True):
+                confirm_button = gr.Button("✓ Yes", size="sm", variant="secondary", elem_id="confirm")
+                true_digit = gr.Dropdown(  # any value reaches record(), which says clearly what a label must be
+                    [str(d) for d in range(10)],
+                    value=None,
+                    label="No, it is a",
+                    allow_custom_value=True,
+                    scale=2,
+                    elem_id="true-digit",
+                )
+                correct_button = gr.Button("Save correction", size="sm", variant="secondary", elem_id="correct")
+            thanks = gr.Markdown()
     with gr.Row():
         compare_labels = [
             gr.Label(num_top_classes=3, label=description["name"], elem_id=f"compare-{model_id}")
@@ -234,7 +249,9 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
     if EXAMPLES:
         gr.Examples([[str(path), "cnn"] for path in EXAMPLES], inputs=[sketch, model_radio], label="Example drawings")
 
-    predict_button.click(classify, [sketch, model_radio], [label, processed], api_name="predict").then(
+    predict_button.click(
+        classify, [sketch, model_radio], [label, processed], api_name="predict", scroll_to_output=True
+    ).then(
         explain, [sketch, model_radio, show_heat], heatmap, api_name="explain"
     )
     sketch.change(
@@ -249,6 +266,8 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
     model_radio.change(model_details, model_radio, [details, curves, confusion], api_name="model_details")
     correct_button.click(record, [sketch, model_radio, true_digit], thanks, api_name="feedback")
     confirm_button.click(confirm, [sketch, model_radio, label], thanks, api_name="confirm")
+    # Pick up the brush on load, so the first drag draws instead of selecting the hint text.
+    demo.load(None, js=SELECT_BRUSH)
 
 demo.queue(default_concurrency_limit=CONCURRENCY)
 

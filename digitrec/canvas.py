@@ -9,6 +9,8 @@ they are decoded, and any decoding error becomes a one-line ``gr.Error``.
 
 from __future__ import annotations
 
+import time
+
 import gradio as gr
 from gradio.components.image_editor import EditorData
 from PIL import Image
@@ -16,6 +18,7 @@ from pydantic import ValidationError
 
 from .preprocess import MAX_SIDE
 
+BLOB_WAIT = 2.0  # seconds to wait for a drawing the browser is still uploading
 SHAPE_MESSAGE = "The sketch must be a dict with 'background', 'layers' and 'composite' images (or None)."
 
 
@@ -39,9 +42,14 @@ class CheckedSketchpad(gr.Sketchpad):
 
     data_model = CheckedEditorData
 
+    def get_block_name(self) -> str:
+        """Use the stock image editor's front end (gradio would look for a custom "sketchpad" one)."""
+        return "imageeditor"
+
     def preprocess(self, payload):
         if payload is None:
             return None
+        self._wait_for_blobs(payload.id)
         files = [payload.background, payload.composite, *(payload.layers or [])]
         for file in files:
             if file is not None and getattr(file, "path", None):
@@ -53,6 +61,22 @@ class CheckedSketchpad(gr.Sketchpad):
         except Exception as error:  # truncated data, odd modes PIL cannot convert, …
             text = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
             raise _error(f"Could not read the image ({text}).") from None
+
+
+    def _wait_for_blobs(self, blob_id, timeout: float = BLOB_WAIT) -> None:
+        """Wait briefly for the browser's upload of the drawing that this request refers to.
+
+        The browser uploads the canvas about a second after the pen lifts and sends only an
+        id with the event; a Predict pressed sooner would otherwise read an empty canvas.
+        """
+        if blob_id is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            blobs = self.blob_storage.get(blob_id)
+            if blobs is not None and blobs.composite is not None:
+                return
+            time.sleep(0.05)
 
 
 def _check_header(path: str) -> None:

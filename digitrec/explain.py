@@ -17,9 +17,15 @@ SCALE = 10
 def saliency(model, x: np.ndarray, answer: int) -> np.ndarray:
     """Return a (28, 28) map in [0, 1]: the ink that most supported ``answer``."""
     gradient = model.input_gradient(x[None], [answer])[0]
-    support = np.maximum(gradient * x, 0.0)
+    support = _smooth(np.maximum(gradient * x, 0.0))
     top = float(support.max())
     return support / top if top > 0 else support
+
+
+def _smooth(values: np.ndarray) -> np.ndarray:
+    """Average each pixel with its neighbours (3×3): single hot pixels become readable regions."""
+    padded = np.pad(values, 1)
+    return sum(padded[r : r + 28, c : c + 28] for r in range(3) for c in range(3)) / 9.0
 
 
 def heatmap_image(processed: np.ndarray, heat: np.ndarray, scale: int = SCALE) -> np.ndarray:

@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -46,13 +47,14 @@ def start_app(extra_env=None, timeout=120):
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), **(extra_env or {}))
     env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     started = time.time()
-    process = subprocess.Popen(
-        [sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
+    log = tempfile.NamedTemporaryFile(prefix="digitrec-app-", suffix=".log", delete=False)
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process.log_path = log.name
     url = f"http://127.0.0.1:{port}/"
     while time.time() - started < timeout:
         if process.poll() is not None:
-            raise RuntimeError("app exited: " + process.stderr.read().decode()[-2000:])
+            raise RuntimeError("app exited: " + Path(log.name).read_text()[-2000:])
         try:
             with urllib.request.urlopen(url + "gradio_api/info", timeout=2) as response:
                 if response.status == 200:

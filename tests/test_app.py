@@ -67,9 +67,12 @@ def test_unknown_model_is_refused_then_server_still_serves(client, one_per_label
 
 
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
-def test_model_details_show_both_accuracies(client, model):
-    text = client.predict(model, api_name="/model_details")
+def test_model_details_show_both_accuracies_and_figures(client, model):
+    text, curves, confusion = client.predict(model, api_name="/model_details")
     assert digitrec.MODELS[model]["name"] in text
+    for figure in (curves, confusion):
+        assert figure is not None, "training figures missing: run python -m training.figures"
+        assert Image.open(figure).size[0] > 100
     metrics = digitrec.MODELS[model]["metrics"]
     assert f"{metrics['mnist_test_accuracy']:.2%}" in text
     assert f"{metrics['drawn_heldout_mean']:.2%}" in text

@@ -126,7 +126,7 @@ def payload_files(tmp_path_factory, one_per_label):
     add("one_pixel_black.png", png_bytes(Image.new("RGB", (1, 1), "black")), "any")
     add("huge.png", png_bytes(Image.new("L", (10000, 10000), 255)), "error")
     add("wide.png", png_bytes(Image.new("L", (5000, 10), 255)), "error")
-    add("grey16.png", png_bytes(Image.fromarray((np.asarray(grey).astype(np.uint16) * 257), "I;16")), "same")
+    add("grey16.png", png_bytes(Image.fromarray(np.asarray(grey).astype(np.uint16) * 257)), "same")
     add("palette.png", png_bytes(grey.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE)), "same")
     add("cmyk.jpg", png_bytes(grey.convert("CMYK"), "JPEG"), "same")
     add("grey.png", png_bytes(grey), "same")
