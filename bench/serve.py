@@ -2,6 +2,7 @@
 
     python -m bench.serve            # prints the tables (a few minutes on 2 cores)
     python -m bench.serve --quick    # fewer requests, for a smoke run
+    DIGITREC_CONCURRENCY=4 python -m bench.serve --quick   # try another queue concurrency
 
 Everything is measured in one run on this machine, medians and ratios first:
 - in-process: ``digitrec.predict`` on 800×800 held-out drawings, p50/p99 per model;
@@ -97,7 +98,7 @@ def start_server():
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False"),
+        env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", DIGITREC_DATA_DIR=tempfile.mkdtemp()),
     )
     return process, f"http://127.0.0.1:{port}/", started
 
