@@ -33,8 +33,10 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 SCALE = 10  # the 28×28 image is shown 280×280, each pixel a crisp block
 PROCESSED_DIR = Path(tempfile.mkdtemp(prefix="digitrec-processed-"))
-# Two predictions at a time: each holds a core (TensorFlow and numpy release the GIL), and
-# bench/serve.py measured more concurrency adding queueing inside TensorFlow, not throughput.
+# Two predictions at a time, one per core (TensorFlow and numpy release the GIL while they
+# compute). bench/serve.py measured the HTTP floor itself (a no-op endpoint) at ~13 requests/s
+# with 8 clients on 2 cores, so more workers would only queue inside the process.
+# DIGITREC_CONCURRENCY=N python -m bench.serve measures another setting.
 CONCURRENCY = int(os.environ.get("DIGITREC_CONCURRENCY", "2"))
 
 
