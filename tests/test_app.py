@@ -100,3 +100,25 @@ def test_feedback_is_stored_validated_and_never_served(client, app_url, app_data
                 assert response.status >= 400, f"{url} served a stored drawing"
         except urllib.error.HTTPError as error:
             assert error.code in (403, 404)
+
+
+def test_compare_reads_with_all_three_models(client, one_per_label, tmp_path):
+    path = tmp_path / "six.png"
+    Image.fromarray(one_per_label[6]).save(path)
+    *labels, processed = client.predict(sketch_of(path), api_name="/compare")
+    assert len(labels) == len(digitrec.MODEL_IDS)
+    for model, label in zip(digitrec.MODEL_IDS, labels):
+        expected, _ = digitrec.predict(one_per_label[6], model)
+        assert label["label"] == max(expected, key=expected.get)
+    assert Image.open(processed).size == (280, 280)
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_explain_returns_a_heat_map_over_the_ink(client, one_per_label, tmp_path, model):
+    path = tmp_path / "eight.png"
+    Image.fromarray(one_per_label[8]).save(path)
+    heat = np.asarray(Image.open(client.predict(sketch_of(path), model, True, api_name="/explain")).convert("RGB"))
+    _, processed = digitrec.predict(one_per_label[8], model)
+    red = heat[5::10, 5::10, 0].astype(int) - heat[5::10, 5::10, 2].astype(int)  # warm where the answer came from
+    assert red[processed > 0].mean() > red[processed == 0].mean()
+    assert client.predict(sketch_of(path), model, False, api_name="/explain") is None
