@@ -1,0 +1,49 @@
+"""The training entry runs end to end for every model on a small slice (CI never retrains for real)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import digitrec
+from digitrec.base import read_manifest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("weights")
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", "--model", "all", "--limit", "400", "--epochs", "1",
+         "--copies", "1", "--seed", "3", "--out", str(out), "--skip-drawn-eval"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    return out, result.stdout
+
+
+def test_progress_is_visible(trained):
+    _, output = trained
+    assert "data: 400 MNIST + " in output
+    for model_id in digitrec.MODEL_IDS:
+        assert f"{model_id}: MNIST test accuracy" in output
+    assert "epoch 1/1" in output  # the numpy network's own progress line
+
+
+@pytest.mark.parametrize("model_id", digitrec.MODEL_IDS)
+def test_each_model_is_saved_with_its_description_and_figures(trained, model_id):
+    out, _ = trained
+    manifest = read_manifest(out / f"{model_id}.json")
+    assert manifest["training"]["epochs"] == 1 and manifest["training"]["seed"] == 3
+    assert len(manifest["training"]["history"]) == 1
+    assert 0.0 <= manifest["metrics"]["mnist_test_accuracy"] <= 1.0
+    assert (out / f"{model_id}_curves.png").exists() and (out / f"{model_id}_confusion.png").exists()
+    model = digitrec.registry.model_class(model_id).load(out / f"{model_id}.json")
+    probabilities = model.predict_proba(np.zeros((2, 28, 28), np.float32))
+    assert probabilities.shape == (2, 10)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
