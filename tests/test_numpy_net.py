@@ -178,3 +178,24 @@ def test_same_seed_same_network():
     x = np.random.default_rng(0).random((3, 28, 28))
     assert np.array_equal(a.predict_proba(x), b.predict_proba(x))
     assert not np.array_equal(a.predict_proba(x), NumpyNet(sizes=(784, 8, 10), seed=6).predict_proba(x))
+
+
+def test_input_gradient_matches_finite_differences():
+    """The heat map's d log p(class) / d pixel, backpropagated by hand, against central differences."""
+    net = NumpyNet(sizes=(784, 16, 12, 10), dtype="float64", seed=1)
+    x = np.random.default_rng(0).random((2, 28, 28))
+    classes = [3, 5]
+    gradient = net.input_gradient(x, classes)
+
+    def log_p(image, c):
+        z = net.feedforward(image.reshape(1, -1))
+        return float(z[0, c] - np.log(np.exp(z[0] - z[0].max()).sum()) - z[0].max())
+
+    eps = 1e-6
+    for n, (i, j) in enumerate([(10, 12), (3, 4), (20, 20), (14, 7)]):
+        sample, c = n % 2, classes[n % 2]
+        plus, minus = x[sample].copy(), x[sample].copy()
+        plus[i, j] += eps
+        minus[i, j] -= eps
+        numeric = (log_p(plus, c) - log_p(minus, c)) / (2 * eps)
+        assert abs(gradient[sample, i, j] - numeric) <= 1e-5 * max(1.0, abs(numeric))
