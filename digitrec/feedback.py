@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import io
 import json
 import logging
 import numbers
@@ -117,29 +116,18 @@ def drawing_array(image) -> np.ndarray:
     EmptyDrawingError. Colour canvases are kept as they are; other pixel types are kept
     as the grey picture the models read (ink dark on white).
     """
-    if image is None:
-        raise _preprocess.EmptyDrawingError()
-    if isinstance(image, dict):
-        image = _preprocess._composite_of(image)
-    if isinstance(image, (str, os.PathLike)):
-        image = _preprocess._open(Path(image))
-    elif isinstance(image, (bytes, bytearray)):
-        image = _preprocess._open(io.BytesIO(image))
+    image = _preprocess.open_image(image)
     if isinstance(image, Image.Image):
         if image.mode in ("RGB", "RGBA", "L"):
             return np.asarray(image).copy()
         if image.mode in ("P", "LA", "PA", "La", "RGBa", "CMYK", "YCbCr", "1") or "transparency" in image.info:
             return np.asarray(image.convert("RGBA"))
         return _grey(_preprocess._ink_from_pil(image))
-    if isinstance(image, np.ndarray):
-        array = image[:, :, 0] if image.ndim == 3 and image.shape[2:] == (1,) else image
-        if array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-            _preprocess._check_size(array.shape[1], array.shape[0])
-            return np.ascontiguousarray(array)
-        return _grey(_preprocess._ink_from_array(array))
-    raise _preprocess.InvalidImageError(
-        f"Unsupported image type {type(image).__name__}; send a PNG, a PIL image or a numpy array."
-    )
+    array = image[:, :, 0] if image.ndim == 3 and image.shape[2:] == (1,) else image
+    if array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
+        _preprocess._check_size(array.shape[1], array.shape[0])
+        return np.ascontiguousarray(array)
+    return _grey(_preprocess._ink_from_array(array))
 
 
 def _grey(ink: np.ndarray) -> np.ndarray:
@@ -376,8 +364,7 @@ def record_correction(sketch, model, label, store=None) -> dict:
     label = check_label(label)
     model = check_model_id(model)
     drawing = drawing_array(sketch)
-    _preprocess.to_ink(drawing)  # refuses an empty canvas before any model is loaded
-    probabilities, processed = predict(drawing, model)
+    probabilities, processed = predict(drawing, model)  # refuses an empty canvas before loading a model
     predicted = int(max(probabilities, key=probabilities.get))
     store = store or default_store()
     row_id = store.add(drawing, processed, label, model, predicted, probabilities)

@@ -72,8 +72,12 @@ def to_uint8(x: np.ndarray) -> np.ndarray:
 # ---------------------------------------------------------------- reading the input
 
 
-def to_ink(image) -> np.ndarray:
-    """Read any accepted input as a float32 (H, W) ink map in [0, 1]; raise on empty or bad input."""
+def open_image(image) -> Image.Image | np.ndarray:
+    """Resolve any accepted input to a PIL image or a numpy array, still unconverted.
+
+    A sketchpad dict gives its composite (or its flattened layers), a path or PNG bytes
+    are opened; None raises EmptyDrawingError, anything else InvalidImageError.
+    """
     if image is None:
         raise EmptyDrawingError()
     if isinstance(image, dict):
@@ -82,14 +86,17 @@ def to_ink(image) -> np.ndarray:
         image = _open(Path(image))
     elif isinstance(image, (bytes, bytearray)):
         image = _open(io.BytesIO(image))
-    if isinstance(image, Image.Image):
-        ink = _ink_from_pil(image)
-    elif isinstance(image, np.ndarray):
-        ink = _ink_from_array(image)
-    else:
+    if not isinstance(image, (Image.Image, np.ndarray)):
         raise InvalidImageError(
             f"Unsupported image type {type(image).__name__}; send a PNG, a PIL image or a numpy array."
         )
+    return image
+
+
+def to_ink(image) -> np.ndarray:
+    """Read any accepted input as a float32 (H, W) ink map in [0, 1]; raise on empty or bad input."""
+    image = open_image(image)
+    ink = _ink_from_pil(image) if isinstance(image, Image.Image) else _ink_from_array(image)
     if ink.size == 0 or float(ink.max()) < INK_THRESHOLD:
         raise EmptyDrawingError()
     if _border_is_ink(ink):  # white digit on black, as in MNIST itself: read it the same way

@@ -87,9 +87,10 @@ def predict(image, model_id="cnn", method="mnist"):
     image the model read (white ink on black). Raises EmptyDrawingError for an empty
     drawing, InvalidImageError for unreadable input, UnknownModelError for a bad id.
     ``method`` selects the preprocessing ("mnist", the default; "legacy" for comparison).
+    The drawing is read before the model is loaded, so bad input never costs a model load.
     """
-    model = get_model(model_id)
+    check_model_id(model_id)
     x = preprocess(image, method)
-    p = np.asarray(model.predict_proba(x[None]), dtype=np.float64)[0]
+    p = np.asarray(get_model(model_id).predict_proba(x[None]), dtype=np.float64)[0]
     p = p / p.sum()
     return {str(digit): float(p[digit]) for digit in range(10)}, to_uint8(x)
