@@ -94,9 +94,7 @@ def drawn_accuracy(model_ids, digits, labels, method="mnist", keep_errors=False)
 
 
 def mnist_accuracy(model_id, x_test, y_test):
-    model = digitrec.get_model(model_id)
-    guesses = np.concatenate([model.predict_proba(x_test[i : i + 2000]).argmax(1) for i in range(0, len(x_test), 2000)])
-    return float((guesses == y_test).mean())
+    return float((digitrec.get_model(model_id).predict_labels(x_test) == y_test).mean())
 
 
 def format_table(model_ids, table, mnist):

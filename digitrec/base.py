@@ -59,6 +59,12 @@ class Model:
         """Return (N, 10) class probabilities for images ``x`` of shape (N, 28, 28), ink = 1."""
         raise NotImplementedError
 
+    def predict_labels(self, x, batch_size: int = 2000) -> np.ndarray:
+        """Return the most probable digit for each image, in batches so a whole test set fits in memory."""
+        return np.concatenate(
+            [self.predict_proba(x[i : i + batch_size]).argmax(axis=1) for i in range(0, len(x), batch_size)]
+        )
+
     def input_gradient(self, x, classes) -> np.ndarray:
         """Return d log p(class) / d x for each image of ``x`` (N, 28, 28): what moved the answer."""
         raise NotImplementedError

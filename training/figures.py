@@ -67,9 +67,8 @@ def draw(model_id, model, weights_dir, x_test, y_test):
     history = manifest.get("training", {}).get("history", [])
     if history:
         plot_curves(history, manifest["display_name"], weights_dir / f"{model_id}_curves.png")
-    guesses = np.concatenate([model.predict_proba(x_test[i : i + 2000]).argmax(1) for i in range(0, len(x_test), 2000)])
     confusion = np.zeros((10, 10), dtype=int)
-    np.add.at(confusion, (y_test, guesses), 1)
+    np.add.at(confusion, (y_test, model.predict_labels(x_test)), 1)
     plot_confusion(confusion, manifest["display_name"], weights_dir / f"{model_id}_confusion.png")
 
 

@@ -169,9 +169,8 @@ def train_numpy(x_train, y_train, x_test, y_test, settings, augment):
 # ---------------------------------------------------------------- evaluate and save
 
 
-def accuracy(model, x, y, batch=2000):
-    predicted = np.concatenate([model.predict_proba(x[i : i + batch]).argmax(1) for i in range(0, len(x), batch)])
-    return float((predicted == y).mean())
+def accuracy(model, x, y):
+    return float((model.predict_labels(x) == y).mean())
 
 
 def main(argv=None):
