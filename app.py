@@ -98,8 +98,9 @@ def png_path(image: np.ndarray) -> str:
     return str(path)
 
 
-def enlarge(processed: np.ndarray) -> np.ndarray:
-    return np.repeat(np.repeat(processed, SCALE, axis=0), SCALE, axis=1)
+def enlarge(image: np.ndarray) -> np.ndarray:
+    """Scale a 28×28 image (grey or RGB) up SCALE times, each pixel a crisp block."""
+    return np.repeat(np.repeat(image, SCALE, axis=0), SCALE, axis=1)
 
 
 def _predict(sketch, model):
@@ -144,7 +145,7 @@ def explain(sketch, model, show):
     probs, processed = _predict(sketch, model)
     answer = int(max(probs, key=probs.get))
     heat = saliency(digitrec.get_model(model), processed.astype(np.float32) / 255.0, answer)
-    return png_path(heatmap_image(processed, heat))
+    return png_path(enlarge(heatmap_image(processed, heat)))
 
 
 def record(sketch, model, label):

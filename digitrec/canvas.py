@@ -62,7 +62,6 @@ class CheckedSketchpad(gr.Sketchpad):
             text = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
             raise _error(f"Could not read the image ({text}).") from None
 
-
     def _wait_for_blobs(self, blob_id, timeout: float = BLOB_WAIT) -> None:
         """Wait briefly for the browser's upload of the drawing that this request refers to.
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.serve import free_port  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render  # noqa: E402
 
 
@@ -33,12 +33,6 @@ def one_per_label(held_out):
     """Return {label: 800×800 RGB canvas} with the first held-out drawing of each digit."""
     digits, labels = held_out
     return {int(d): render(digits[int(np.flatnonzero(labels == d)[0])], Condition()) for d in range(10)}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start_app(extra_env=None, timeout=120):
