@@ -59,6 +59,16 @@ class KerasModel(Model):
     def build(**config) -> keras.Model:
         raise NotImplementedError
 
+    def training_network(self) -> keras.Model:
+        """Return the network ``fit`` trains; it shares its layers with ``self.network``."""
+        return self.network
+
+    def training_loss(self, y_true, y_pred):
+        return keras.losses.sparse_categorical_crossentropy(y_true, y_pred)
+
+    def training_accuracy(self, y_true, y_pred):
+        return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
+
     def predict_proba(self, x):
         x = check_batch(x)
         return np.asarray(self._forward(tf.convert_to_tensor(x)), dtype=np.float32)

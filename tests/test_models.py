@@ -197,3 +197,28 @@ def test_models_table_lists_the_three_models_in_order():
             assert key in entry, (model_id, key)
         assert isinstance(entry["name"], str) and entry["name"]
         assert isinstance(entry["metrics"], dict)
+
+
+def test_cnn_members_are_averaged_and_trained_on_their_own_losses(images):
+    """The CNN ensemble answers the mean of its members' probabilities, and each member has its own loss."""
+    import keras
+
+    model = small_model("cnn")
+    assert model.config["members"] >= 2
+    members = model.training_network()(images, training=False).numpy()  # (N, members, 10)
+    assert members.shape == (len(images), model.config["members"], 10)
+    assert not np.allclose(members[:, 0], members[:, 1])  # started from different weights
+    np.testing.assert_allclose(model.predict_proba(images), members.mean(axis=1), atol=1e-6)
+
+    labels = np.arange(len(images)) % 10
+    each = [keras.losses.sparse_categorical_crossentropy(labels, members[:, k]).numpy() for k in range(members.shape[1])]
+    np.testing.assert_allclose(model.training_loss(labels, members).numpy(), np.mean(each, axis=0), rtol=1e-5)
+    expected = (members.mean(axis=1).argmax(axis=1) == labels).astype(np.float32)
+    np.testing.assert_array_equal(model.training_accuracy(labels, members).numpy(), expected)
+
+
+def test_cnn_needs_at_least_one_member():
+    from digitrec.keras_cnn import KerasCNN
+
+    with pytest.raises(ValueError, match="members"):
+        KerasCNN(members=0)

@@ -100,10 +100,11 @@ def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
     model = (KerasCNN if model_id == "cnn" else KerasDense)()
     steps = int(np.ceil(len(x_train) / settings["batch_size"]))
     schedule = keras.optimizers.schedules.CosineDecay(settings["learning_rate"], settings["epochs"] * steps, alpha=0.01)
-    model.network.compile(
+    network = model.training_network()
+    network.compile(
         optimizer=keras.optimizers.Adam(schedule),
-        loss="sparse_categorical_crossentropy",
-        metrics=["accuracy"],
+        loss=model.training_loss,
+        metrics=[keras.metrics.MeanMetricWrapper(model.training_accuracy, name="accuracy")],
     )
 
     class Batches(keras.utils.PyDataset):
@@ -128,7 +129,7 @@ def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
             self.epoch += 1
             self.order = np.random.default_rng((settings["seed"], self.epoch)).permutation(len(x_train))
 
-    history = model.network.fit(
+    history = network.fit(
         Batches(), epochs=settings["epochs"], validation_data=(x_test, y_test), verbose=2
     )
     rows = [
