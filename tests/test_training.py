@@ -40,10 +40,42 @@ def test_each_model_is_saved_with_its_description_and_figures(trained, model_id)
     out, _ = trained
     manifest = read_manifest(out / f"{model_id}.json")
     assert manifest["training"]["epochs"] == 1 and manifest["training"]["seed"] == 3
-    assert len(manifest["training"]["history"]) == 1
+    assert len(manifest["training"]["history"]) == 1 + manifest["training"]["clean_epochs"]
     assert 0.0 <= manifest["metrics"]["mnist_test_accuracy"] <= 1.0
     assert (out / f"{model_id}_curves.png").exists() and (out / f"{model_id}_confusion.png").exists()
     model = digitrec.registry.model_class(model_id).load(out / f"{model_id}.json")
     probabilities = model.predict_proba(np.zeros((2, 28, 28), np.float32))
     assert probabilities.shape == (2, 10)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def run_training(*args):
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", "--model", "cnn", "--limit", "200", "--copies", "1",
+         "--seed", "5", "--skip-drawn-eval", *map(str, args)],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+def test_resume_repeats_exactly_the_clean_epochs_of_one_run(tmp_path):
+    """The epochs without augmentation give the same weights whether run at once or resumed from a saved run."""
+    run_training("--epochs", "1", "--clean-epochs", "1", "--out", tmp_path / "one")
+    run_training("--epochs", "1", "--clean-epochs", "0", "--out", tmp_path / "first")
+    run_training("--clean-epochs", "1", "--resume", tmp_path / "first" / "cnn.json", "--out", tmp_path / "resumed")
+    once = read_manifest(tmp_path / "one" / "cnn.json")
+    resumed = read_manifest(tmp_path / "resumed" / "cnn.json")
+    assert [row["epoch"] for row in resumed["training"]["history"]] == [1, 2]
+    assert resumed["training"]["history"] == once["training"]["history"]
+    images = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)
+    models = [digitrec.registry.model_class("cnn").load(tmp_path / name / "cnn.json") for name in ("one", "resumed")]
+    np.testing.assert_array_equal(models[0].predict_proba(images), models[1].predict_proba(images))
+
+
+def test_resume_without_clean_epochs_is_refused(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "training.train", "--model", "dense", "--resume", str(tmp_path / "dense.json"),
+         "--limit", "50", "--skip-drawn-eval"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0 and "--clean-epochs" in result.stderr

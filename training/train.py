@@ -25,12 +25,14 @@ sys.path.insert(0, str(ROOT))
 from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
+from digitrec.base import read_manifest  # noqa: E402
 
-DEFAULTS = {  # per model: epochs, batch size, peak learning rate
-    "cnn": dict(epochs=30, batch_size=128, learning_rate=2e-3),
-    "dense": dict(epochs=30, batch_size=128, learning_rate=1e-3),
-    "numpy": dict(epochs=30, batch_size=128, learning_rate=1e-3),
+DEFAULTS = {  # per model: epochs, batch size, peak learning rate, last epochs without augmentation
+    "cnn": dict(epochs=30, batch_size=128, learning_rate=2e-3, clean_epochs=3),
+    "dense": dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0),
+    "numpy": dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0),
 }
+FINAL_FRACTION = 0.01  # the learning rate decays to 1 % of its peak
 
 
 def parse_args(argv=None):
@@ -42,15 +44,21 @@ def parse_args(argv=None):
     parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
+    parser.add_argument("--clean-epochs", type=int, help="last epochs without augmentation (Keras models)")
+    parser.add_argument("--resume", help="a saved manifest: skip the augmented epochs and continue from it")
     parser.add_argument("--limit", type=int, help="use only this many training images (smoke tests)")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "weights"), help="folder for the weights and manifests")
     parser.add_argument("--skip-drawn-eval", action="store_true", help="skip the held-out drawn-digit benchmark")
     args = parser.parse_args(argv)
-    for name in ("copies", "epochs", "batch_size", "limit"):
+    if args.resume and args.model == "all":
+        parser.error("--resume continues one model: give --model too")
+    if args.resume and not (DEFAULTS[args.model]["clean_epochs"] if args.clean_epochs is None else args.clean_epochs):
+        parser.error("--resume runs only the epochs without augmentation: give --clean-epochs")
+    for name in ("copies", "epochs", "batch_size", "limit", "clean_epochs"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name == "copies" else 1):
+        if value is not None and value < (0 if name in ("copies", "clean_epochs") else 1):
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
@@ -78,64 +86,105 @@ def prepare_data(args):
 
 def settings_for(model_id, args):
     settings = dict(DEFAULTS[model_id])
-    for name in ("epochs", "batch_size", "learning_rate"):
+    for name in ("epochs", "batch_size", "learning_rate", "clean_epochs"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
+    if model_id == "numpy" and settings["clean_epochs"]:
+        raise ValueError("--clean-epochs applies to the Keras models only.")
     settings.update(
         seed=args.seed,
-        optimizer="Adam, cosine decay to 1% of the peak",
+        optimizer="Adam, cosine decay to 1% of the peak"
+        + (f"; then {settings['clean_epochs']} epochs without augmentation at 1%" if settings["clean_epochs"] else ""),
         augmentation="none" if args.no_augment else "affine (rotation, scale, slant, shift) + elastic + thickening",
         drawn_copies=args.copies,
     )
     return settings
 
 
-def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
-    import keras
-
+def keras_class(model_id):
     from digitrec.keras_cnn import KerasCNN
     from digitrec.keras_dense import KerasDense
 
-    keras.utils.set_random_seed(settings["seed"])
-    model = (KerasCNN if model_id == "cnn" else KerasDense)()
-    steps = int(np.ceil(len(x_train) / settings["batch_size"]))
-    schedule = keras.optimizers.schedules.CosineDecay(settings["learning_rate"], settings["epochs"] * steps, alpha=0.01)
+    return {"cnn": KerasCNN, "dense": KerasDense}[model_id]
+
+
+def fit_keras(model, x_train, y_train, x_test, y_test, learning_rate, epochs, batch_size, seed, augment, first_epoch=1):
+    """Train ``model`` on shuffled (and, if ``augment``, distorted) batches; return one history row per epoch."""
+    import keras
+
+    steps = int(np.ceil(len(x_train) / batch_size))
     network = model.training_network()
     network.compile(
-        optimizer=keras.optimizers.Adam(schedule),
+        optimizer=keras.optimizers.Adam(learning_rate(steps) if callable(learning_rate) else learning_rate),
         loss=model.training_loss,
         metrics=[keras.metrics.MeanMetricWrapper(model.training_accuracy, name="accuracy")],
     )
 
     class Batches(keras.utils.PyDataset):
-        """Shuffled, augmented mini-batches, reproducible from (seed, epoch, batch)."""
+        """Shuffled mini-batches, reproducible from (seed, epoch, batch)."""
 
         def __init__(self):
             super().__init__()
             self.epoch = 0
-            self.order = np.random.default_rng((settings["seed"], 0)).permutation(len(x_train))
+            self.order = np.random.default_rng((seed, 0)).permutation(len(x_train))
 
         def __len__(self):
             return steps
 
         def __getitem__(self, index):
-            chosen = self.order[index * settings["batch_size"] : (index + 1) * settings["batch_size"]]
+            chosen = self.order[index * batch_size : (index + 1) * batch_size]
             batch = x_train[chosen]
             if augment is not None:
-                batch = augment(batch, np.random.default_rng((settings["seed"], self.epoch, index)))
+                batch = augment(batch, np.random.default_rng((seed, self.epoch, index)))
             return batch, y_train[chosen]
 
         def on_epoch_end(self):
             self.epoch += 1
-            self.order = np.random.default_rng((settings["seed"], self.epoch)).permutation(len(x_train))
+            self.order = np.random.default_rng((seed, self.epoch)).permutation(len(x_train))
 
-    history = network.fit(
-        Batches(), epochs=settings["epochs"], validation_data=(x_test, y_test), verbose=2
-    )
-    rows = [
-        {"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items()}}
-        for i in range(settings["epochs"])
+    history = network.fit(Batches(), epochs=epochs, validation_data=(x_test, y_test), verbose=2)
+    return [
+        {"epoch": first_epoch + i, **{k: float(v[i]) for k, v in history.history.items()}} for i in range(epochs)
     ]
+
+
+def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
+    """Build a fresh network and train it with augmentation under a cosine learning-rate decay."""
+    import keras
+
+    keras.utils.set_random_seed(settings["seed"])
+    model = keras_class(model_id)()
+
+    def schedule(steps):
+        return keras.optimizers.schedules.CosineDecay(
+            settings["learning_rate"], settings["epochs"] * steps, alpha=FINAL_FRACTION
+        )
+
+    rows = fit_keras(
+        model, x_train, y_train, x_test, y_test, schedule, settings["epochs"], settings["batch_size"],
+        settings["seed"], augment,
+    )
+    return model, rows
+
+
+def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, settings, first_epoch):
+    """Fine-tune the saved network on undistorted images at the final learning rate; return (model, rows).
+
+    Augmentation teaches robustness to how people draw, but its distortions also move the
+    images away from real ones; a few last epochs on the images as they are (MNIST and the
+    canvas renders, both real inputs) settle the network on the real distribution, as
+    detectors such as YOLOX switch their strongest augmentation off for the last epochs.
+    It starts by re-seeding and reloading the saved weights, so ``--resume`` on a saved
+    run performs exactly the same steps as one uninterrupted run.
+    """
+    import keras
+
+    keras.utils.set_random_seed(settings["seed"] + 1)
+    model = keras_class(model_id).load(manifest_path)
+    rows = fit_keras(
+        model, x_train, y_train, x_test, y_test, settings["learning_rate"] * FINAL_FRACTION,
+        settings["clean_epochs"], settings["batch_size"], settings["seed"] + 1, None, first_epoch,
+    )
     return model, rows
 
 
@@ -174,6 +223,14 @@ def accuracy(model, x, y):
     return float((model.predict_labels(x) == y).mean())
 
 
+def save(model_id, model, out, settings, history, x_test, y_test):
+    """Evaluate on the MNIST test digits and save the weights with their manifest; return its path."""
+    settings["history"] = history
+    metrics = {"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))}
+    print(f"{model_id}: MNIST test accuracy {metrics['mnist_test_accuracy']:.4%}", flush=True)
+    return model.save(out, training=settings, metrics=metrics)
+
+
 def main(argv=None):
     args = parse_args(argv)
     x_train, y_train, x_test, y_test = prepare_data(args)
@@ -181,18 +238,29 @@ def main(argv=None):
     chosen = ["cnn", "dense", "numpy"] if args.model == "all" else [args.model]
     for model_id in chosen:
         settings = settings_for(model_id, args)
+        settings["training_images"] = int(len(x_train))
         print(f"\n== {model_id}: {settings}", flush=True)
         started = time.time()
-        if model_id == "numpy":
-            model, history = train_numpy(x_train, y_train, x_test, y_test, settings, augment)
+        if args.resume:
+            manifest = Path(args.resume)
+            saved = read_manifest(manifest)["training"]
+            history = [row for row in saved.get("history", []) if row["epoch"] <= saved.get("epochs", 0)]
+            settings.update(epochs=saved.get("epochs", 0), seconds=saved.get("seconds", 0), resumed_from=str(manifest))
         else:
-            model, history = train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment)
-        settings["seconds"] = round(time.time() - started)
-        settings["training_images"] = int(len(x_train))
-        settings["history"] = history
-        metrics = {"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))}
-        print(f"{model_id}: MNIST test accuracy {metrics['mnist_test_accuracy']:.4%}", flush=True)
-        manifest = model.save(args.out, training=settings, metrics=metrics)
+            if model_id == "numpy":
+                model, history = train_numpy(x_train, y_train, x_test, y_test, settings, augment)
+            else:
+                model, history = train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment)
+            settings["seconds"] = round(time.time() - started)
+            manifest = save(model_id, model, args.out, settings, history, x_test, y_test)
+        if settings["clean_epochs"]:
+            started = time.time()
+            model, rows = train_clean(
+                model_id, manifest, x_train, y_train, x_test, y_test, settings, first_epoch=len(history) + 1
+            )
+            history = history + rows
+            settings["seconds"] = settings.get("seconds", 0) + round(time.time() - started)
+            manifest = save(model_id, model, args.out, settings, history, x_test, y_test)
         draw_figures(model_id, model, args.out, x_test, y_test)
         print(f"{model_id}: wrote {manifest} and its figures", flush=True)
     if not args.skip_drawn_eval and Path(args.out).resolve() == (ROOT / "weights").resolve():
