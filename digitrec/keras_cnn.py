@@ -58,7 +58,7 @@ class KerasCNN(KerasModel):
             return super().training_network()
         towers = [self.network.get_layer(f"member{k}").output for k in range(self.config["members"])]
         stacked = keras.layers.Concatenate(axis=1)([keras.layers.Reshape((1, 10))(t) for t in towers])
-        return keras.Model(self.network.inputs, stacked, name="cnn_members")
+        return keras.Model(self.network.input, stacked, name="cnn_members")
 
     def training_loss(self, y_true, y_pred):
         """Return each member's own cross-entropy, averaged: members learn independently, not as one wide net."""
