@@ -15,16 +15,20 @@ from digitrec.base import read_manifest
 ROOT = Path(__file__).resolve().parent.parent
 
 
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    out = tmp_path_factory.mktemp("weights")
+def run_training(*args):
+    """Run the training entry on a small slice with these arguments; return its output."""
     result = subprocess.run(
-        [sys.executable, "-m", "training.train", "--model", "all", "--limit", "400", "--epochs", "1",
-         "--copies", "1", "--seed", "3", "--out", str(out), "--skip-drawn-eval"],
+        [sys.executable, "-m", "training.train", "--copies", "1", "--skip-drawn-eval", *map(str, args)],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    return out, result.stdout
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("weights")
+    return out, run_training("--model", "all", "--limit", "400", "--epochs", "1", "--seed", "3", "--out", out)
 
 
 def test_progress_is_visible(trained):
@@ -49,20 +53,12 @@ def test_each_model_is_saved_with_its_description_and_figures(trained, model_id)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
 
 
-def run_training(*args):
-    result = subprocess.run(
-        [sys.executable, "-m", "training.train", "--model", "cnn", "--limit", "200", "--copies", "1",
-         "--seed", "5", "--skip-drawn-eval", *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-
-
 def test_resume_repeats_exactly_the_clean_epochs_of_one_run(tmp_path):
     """The epochs without augmentation give the same weights whether run at once or resumed from a saved run."""
-    run_training("--epochs", "1", "--clean-epochs", "1", "--out", tmp_path / "one")
-    run_training("--epochs", "1", "--clean-epochs", "0", "--out", tmp_path / "first")
-    run_training("--clean-epochs", "1", "--resume", tmp_path / "first" / "cnn.json", "--out", tmp_path / "resumed")
+    small = ("--model", "cnn", "--limit", "200", "--seed", "5")
+    run_training(*small, "--epochs", "1", "--clean-epochs", "1", "--out", tmp_path / "one")
+    run_training(*small, "--epochs", "1", "--clean-epochs", "0", "--out", tmp_path / "first")
+    run_training(*small, "--clean-epochs", "1", "--resume", tmp_path / "first" / "cnn.json", "--out", tmp_path / "resumed")
     once = read_manifest(tmp_path / "one" / "cnn.json")
     resumed = read_manifest(tmp_path / "resumed" / "cnn.json")
     assert [row["epoch"] for row in resumed["training"]["history"]] == [1, 2]

@@ -26,6 +26,7 @@ from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
 from digitrec.base import read_manifest  # noqa: E402
+from digitrec.registry import model_class  # noqa: E402
 
 DEFAULTS = {  # per model: epochs, batch size, peak learning rate, last epochs without augmentation
     "cnn": dict(epochs=30, batch_size=128, learning_rate=2e-3, clean_epochs=3),
@@ -101,21 +102,21 @@ def settings_for(model_id, args):
     return settings
 
 
-def keras_class(model_id):
-    from digitrec.keras_cnn import KerasCNN
-    from digitrec.keras_dense import KerasDense
+def fit_keras(model, x_train, y_train, x_test, y_test, learning_rate, decay, epochs, batch_size, seed, augment,
+              first_epoch=1):
+    """Train ``model`` on shuffled (and, if ``augment``, distorted) batches; return one history row per epoch.
 
-    return {"cnn": KerasCNN, "dense": KerasDense}[model_id]
-
-
-def fit_keras(model, x_train, y_train, x_test, y_test, learning_rate, epochs, batch_size, seed, augment, first_epoch=1):
-    """Train ``model`` on shuffled (and, if ``augment``, distorted) batches; return one history row per epoch."""
+    With ``decay`` the learning rate falls from ``learning_rate`` to FINAL_FRACTION of it
+    along a cosine over these epochs; without, it stays at ``learning_rate``.
+    """
     import keras
 
     steps = int(np.ceil(len(x_train) / batch_size))
+    if decay:
+        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps, alpha=FINAL_FRACTION)
     network = model.training_network()
     network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate(steps) if callable(learning_rate) else learning_rate),
+        optimizer=keras.optimizers.Adam(learning_rate),
         loss=model.training_loss,
         metrics=[keras.metrics.MeanMetricWrapper(model.training_accuracy, name="accuracy")],
     )
@@ -153,16 +154,10 @@ def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
     import keras
 
     keras.utils.set_random_seed(settings["seed"])
-    model = keras_class(model_id)()
-
-    def schedule(steps):
-        return keras.optimizers.schedules.CosineDecay(
-            settings["learning_rate"], settings["epochs"] * steps, alpha=FINAL_FRACTION
-        )
-
+    model = model_class(model_id)()
     rows = fit_keras(
-        model, x_train, y_train, x_test, y_test, schedule, settings["epochs"], settings["batch_size"],
-        settings["seed"], augment,
+        model, x_train, y_train, x_test, y_test, settings["learning_rate"], decay=True,
+        epochs=settings["epochs"], batch_size=settings["batch_size"], seed=settings["seed"], augment=augment,
     )
     return model, rows
 
@@ -180,10 +175,11 @@ def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, setti
     import keras
 
     keras.utils.set_random_seed(settings["seed"] + 1)
-    model = keras_class(model_id).load(manifest_path)
+    model = model_class(model_id).load(manifest_path)
     rows = fit_keras(
-        model, x_train, y_train, x_test, y_test, settings["learning_rate"] * FINAL_FRACTION,
-        settings["clean_epochs"], settings["batch_size"], settings["seed"] + 1, None, first_epoch,
+        model, x_train, y_train, x_test, y_test, settings["learning_rate"] * FINAL_FRACTION, decay=False,
+        epochs=settings["clean_epochs"], batch_size=settings["batch_size"], seed=settings["seed"] + 1,
+        augment=None, first_epoch=first_epoch,
     )
     return model, rows
 
