@@ -54,22 +54,18 @@ class KerasCNN(KerasModel):
 
     def training_network(self):
         """Return a network sharing the layers whose output stacks every member's probabilities (N, members, 10)."""
-        if self.config["members"] == 1:
-            return super().training_network()
-        towers = [self.network.get_layer(f"member{k}").output for k in range(self.config["members"])]
-        stacked = keras.layers.Concatenate(axis=1)([keras.layers.Reshape((1, 10))(t) for t in towers])
+        members = self.config["members"]
+        names = ["probabilities"] if members == 1 else [f"member{k}" for k in range(members)]
+        towers = [keras.layers.Reshape((1, 10))(self.network.get_layer(name).output) for name in names]
+        stacked = towers[0] if members == 1 else keras.layers.Concatenate(axis=1)(towers)
         return keras.Model(self.network.input, stacked, name="cnn_members")
 
     def training_loss(self, y_true, y_pred):
         """Return each member's own cross-entropy, averaged: members learn independently, not as one wide net."""
-        if self.config["members"] == 1:
-            return super().training_loss(y_true, y_pred)
         losses = [keras.losses.sparse_categorical_crossentropy(y_true, y_pred[:, k]) for k in range(y_pred.shape[1])]
         return keras.ops.mean(keras.ops.stack(losses, axis=-1), axis=-1)
 
     def training_accuracy(self, y_true, y_pred):
-        if self.config["members"] == 1:
-            return super().training_accuracy(y_true, y_pred)
         return keras.metrics.sparse_categorical_accuracy(y_true, keras.ops.mean(y_pred, axis=1))
 
     def describe(self):
