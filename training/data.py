@@ -15,7 +15,7 @@ import numpy as np
 
 from digitrec.preprocess import preprocess
 
-from .strokes import HELD_OUT_WRITERS, data_path, load_pendigits, random_condition, render
+from .strokes import HELD_OUT_WRITERS, data_path, distort_strokes, load_pendigits, random_condition, render
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -47,25 +47,33 @@ def load_mnist(path=None):
 
 
 def _render_one(job):
-    strokes, seed = job
-    condition = random_condition(np.random.default_rng(seed))
+    strokes, seed, distort = job
+    rng = np.random.default_rng(seed)
+    condition = random_condition(rng)
+    if distort:
+        strokes = distort_strokes(strokes, rng)
     return preprocess(render(strokes, condition))
 
 
-def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=None):
-    """Return (x, y): ``copies`` random renders of every digit by the training writers (not HELD_OUT_WRITERS)."""
+def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True,
+                          exclude=HELD_OUT_WRITERS):
+    """Return (x, y): ``copies`` random renders of every digit by the writers not in ``exclude``.
+
+    With ``distort``, each render's strokes first go through ``distort_strokes``.
+    """
     if copies <= 0:
         return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64)
     digits, labels, writers = load_pendigits(path)
-    keep = np.flatnonzero(~np.isin(writers, HELD_OUT_WRITERS))
+    keep = np.flatnonzero(~np.isin(writers, exclude))
     if limit:
         keep = keep[:limit]
-    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}.npz"
+    excluded = "" if tuple(exclude) == HELD_OUT_WRITERS else "_without" + "-".join(map(str, exclude))
+    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{'_distort' if distort else ''}{excluded}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]
-    jobs = [(digits[i], (seed, copy, int(i))) for copy in range(copies) for i in keep]
-    y = np.array([labels[i] for _, (_, _, i) in jobs], dtype=np.int64)
+    jobs = [(digits[i], (seed, copy, int(i)), distort) for copy in range(copies) for i in keep]
+    y = np.array([labels[i] for _, (_, _, i), _ in jobs], dtype=np.int64)
     processes = processes or min(2, os.cpu_count() or 1)
     if len(jobs) > 200 and processes > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:

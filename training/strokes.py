@@ -87,6 +87,34 @@ def random_condition(rng: np.random.Generator) -> Condition:
     )
 
 
+def distort_strokes(strokes, rng: np.random.Generator, proportion=0.2, shift=0.05, scale=0.08, rotation=5.0):
+    """Return a copy of one digit's strokes as another writer might have drawn them.
+
+    Twenty-four training writers are few styles; writers differ less in how they hold the
+    pen than in proportions (a small or large loop on a 9, a long or short flag on a 1) and
+    in where they put each stroke (the bar of a 4, 5 or 7). So the digit's box is warped by
+    a monotone power law along each axis — which keeps the box but moves its middle — and
+    each stroke of a multi-stroke digit is moved, scaled and turned a little on its own,
+    before rendering. All amounts are normal with the given standard deviations, so most
+    copies stay close to what the writer drew.
+    """
+    points = np.concatenate(strokes)
+    low, high = points.min(axis=0), points.max(axis=0)
+    size = np.maximum(high - low, 1.0)
+    power = np.exp(rng.normal(0.0, proportion, 2)).astype(np.float32)
+    out = []
+    for stroke in strokes:
+        unit = np.clip((stroke - low) / size, 0.0, 1.0) ** power
+        if len(strokes) > 1:
+            middle = unit.mean(axis=0)
+            angle = np.deg2rad(rng.normal(0.0, rotation))
+            turn = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]], dtype=np.float32)
+            zoom = np.float32(np.exp(rng.normal(0.0, scale)))
+            unit = (unit - middle) @ turn.T * zoom + middle + rng.normal(0.0, shift, 2).astype(np.float32)
+        out.append((unit * size + low).astype(np.float32))
+    return out
+
+
 def render(strokes, condition: Condition = Condition(), canvas: int = CANVAS) -> np.ndarray:
     """Draw one digit's strokes on a canvas; return (canvas, canvas, 3) RGB or (…, 4) RGBA uint8."""
     points = np.concatenate(strokes)

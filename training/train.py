@@ -49,6 +49,8 @@ def parse_args(argv=None):
     parser.add_argument("--resume", help="a saved manifest: skip the augmented epochs and continue from it")
     parser.add_argument("--limit", type=int, help="use only this many training images (smoke tests)")
     parser.add_argument("--no-augment", action="store_true")
+    parser.add_argument("--no-distort-strokes", action="store_true",
+                        help="render the training writers' strokes as drawn (training/strokes.py: distort_strokes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "weights"), help="folder for the weights and manifests")
     parser.add_argument("--skip-drawn-eval", action="store_true", help="skip the held-out drawn-digit benchmark")
@@ -71,7 +73,9 @@ def prepare_data(args):
     """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits, shuffled."""
     x_mnist, y_mnist, x_test, y_test = load_mnist(args.mnist)
     drawn_limit = args.limit // 4 if args.limit else None
-    x_drawn, y_drawn = drawn_training_digits(args.copies, args.seed, args.pendigits, limit=drawn_limit)
+    x_drawn, y_drawn = drawn_training_digits(
+        args.copies, args.seed, args.pendigits, limit=drawn_limit, distort=not args.no_distort_strokes
+    )
     if args.limit:
         x_mnist, y_mnist = x_mnist[: args.limit], y_mnist[: args.limit]
         x_test, y_test = x_test[: max(100, args.limit // 4)], y_test[: max(100, args.limit // 4)]
@@ -98,6 +102,7 @@ def settings_for(model_id, args):
         + (f"; then {settings['clean_epochs']} epochs without augmentation at 1%" if settings["clean_epochs"] else ""),
         augmentation="none" if args.no_augment else "affine (rotation, scale, slant, shift) + elastic + thickening",
         drawn_copies=args.copies,
+        stroke_distortion=not args.no_distort_strokes,
     )
     return settings
 
@@ -240,6 +245,12 @@ def main(argv=None):
         if args.resume:
             manifest = Path(args.resume)
             saved = read_manifest(manifest)["training"]
+            for name, before in (("drawn_copies", 4), ("stroke_distortion", False)):  # older manifests' values
+                if saved.get(name, before) != settings[name]:
+                    raise ValueError(
+                        f"{manifest} was trained with {name}={saved.get(name, before)}; resume with the same data "
+                        f"(--copies / --no-distort-strokes), not {name}={settings[name]}."
+                    )
             history = [row for row in saved.get("history", []) if row["epoch"] <= saved.get("epochs", 0)]
             settings.update(epochs=saved.get("epochs", 0), seconds=saved.get("seconds", 0), resumed_from=str(manifest))
         else:
