@@ -72,7 +72,9 @@ def model_details(model: str):
             f"**Training:** {training.get('epochs')} epochs, batch {training.get('batch_size')}, "
             f"{training.get('optimizer')}, peak learning rate {training.get('learning_rate')}; "
             f"{training.get('training_images', 0):,} images (MNIST + rendered pen drawings), "
-            f"augmentation: {training.get('augmentation')}; seed {training.get('seed')}"
+            f"augmentation: {training.get('augmentation')}"
+            + ("; pen strokes distorted before rendering" if training.get("stroke_distortion") else "")
+            + f"; seed {training.get('seed')}"
         )
     if metrics.get("measured_by"):
         lines.append(f"*Measured by `{metrics['measured_by']}` on these weights.*")

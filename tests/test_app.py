@@ -76,6 +76,8 @@ def test_model_details_show_both_accuracies_and_figures(client, model):
     metrics = digitrec.MODELS[model]["metrics"]
     assert f"{metrics['mnist_test_accuracy']:.2%}" in text
     assert f"{metrics['drawn_heldout_mean']:.2%}" in text
+    distorted = bool(digitrec.MODELS[model]["training"].get("stroke_distortion"))
+    assert ("pen strokes distorted" in text) == distorted
 
 
 def test_feedback_is_stored_validated_and_never_served(client, app_url, app_data_dir, one_per_label, tmp_path):

@@ -44,6 +44,7 @@ def test_each_model_is_saved_with_its_description_and_figures(trained, model_id)
     out, _ = trained
     manifest = read_manifest(out / f"{model_id}.json")
     assert manifest["training"]["epochs"] == 1 and manifest["training"]["seed"] == 3
+    assert manifest["training"]["stroke_distortion"] is True and manifest["training"]["drawn_copies"] == 1
     assert len(manifest["training"]["history"]) == 1 + manifest["training"]["clean_epochs"]
     assert 0.0 <= manifest["metrics"]["mnist_test_accuracy"] <= 1.0
     assert (out / f"{model_id}_curves.png").exists() and (out / f"{model_id}_confusion.png").exists()
@@ -66,6 +67,14 @@ def test_resume_repeats_exactly_the_clean_epochs_of_one_run(tmp_path):
     images = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)
     models = [digitrec.registry.model_class("cnn").load(tmp_path / name / "cnn.json") for name in ("one", "resumed")]
     np.testing.assert_array_equal(models[0].predict_proba(images), models[1].predict_proba(images))
+
+    other_data = subprocess.run(
+        [sys.executable, "-m", "training.train", *small, "--copies", "1", "--no-distort-strokes", "--clean-epochs",
+         "1", "--resume", str(tmp_path / "first" / "cnn.json"), "--out", str(tmp_path / "other"), "--skip-drawn-eval"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert other_data.returncode != 0 and "stroke_distortion" in other_data.stderr
+    assert not (tmp_path / "other" / "cnn.json").exists()
 
 
 def test_resume_without_clean_epochs_is_refused(tmp_path):

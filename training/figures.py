@@ -25,8 +25,12 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def plot_curves(history, title, path):
-    """Plot training loss and, where recorded, training and MNIST-test accuracy per epoch."""
+def plot_curves(history, title, path, clean_from=None):
+    """Plot training loss and, where recorded, training and MNIST-test accuracy per epoch.
+
+    ``clean_from`` is the first epoch without augmentation, marked on both panels because
+    the training curves jump there (undistorted images are easier), not because it learned.
+    """
     epochs = [row["epoch"] for row in history]
     figure, (left, right) = plt.subplots(1, 2, figsize=(7, 2.6), dpi=80)
     left.plot(epochs, [row["loss"] for row in history], marker="o", markersize=3)
@@ -35,6 +39,9 @@ def plot_curves(history, title, path):
         right.plot(epochs, [row.get("accuracy") for row in history], marker="o", markersize=3, label="training")
     right.plot(epochs, [row.get("val_accuracy") for row in history], marker="o", markersize=3, label="MNIST test")
     right.set(title="accuracy", xlabel="epoch", ylim=(0.95, 1.0))
+    if clean_from is not None:
+        for axes in (left, right):
+            axes.axvline(clean_from - 0.5, color="grey", linestyle="--", linewidth=1, label="no augmentation from")
     right.legend(loc="lower right", fontsize=8)
     figure.suptitle(title, fontsize=10)
     figure.tight_layout()
@@ -64,9 +71,11 @@ def draw(model_id, model, weights_dir, x_test, y_test):
     weights_dir = Path(weights_dir)
     with open(weights_dir / f"{model_id}.json") as file:
         manifest = json.load(file)
-    history = manifest.get("training", {}).get("history", [])
+    training = manifest.get("training", {})
+    history = training.get("history", [])
+    clean_from = training["epochs"] + 1 if training.get("clean_epochs") else None
     if history:
-        plot_curves(history, manifest["display_name"], weights_dir / f"{model_id}_curves.png")
+        plot_curves(history, manifest["display_name"], weights_dir / f"{model_id}_curves.png", clean_from)
     confusion = np.zeros((10, 10), dtype=int)
     np.add.at(confusion, (y_test, model.predict_labels(x_test)), 1)
     plot_confusion(confusion, manifest["display_name"], weights_dir / f"{model_id}_confusion.png")
