@@ -84,3 +84,23 @@ def test_resume_without_clean_epochs_is_refused(tmp_path):
         cwd=ROOT, capture_output=True, text=True, timeout=600,
     )
     assert result.returncode != 0 and "--clean-epochs" in result.stderr
+
+
+def test_validation_compares_both_renders_on_writers_left_out_of_training():
+    result = subprocess.run(
+        [sys.executable, "-m", "training.validate", "--limit", "200", "--epochs", "1", "--copies", "1"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "validation: writers [21, 22, 23, 24], 56 reads" in result.stdout  # 2 digits × 4 writers × 7 conditions
+    rows = [line for line in result.stdout.splitlines() if line.startswith("| strokes")]
+    assert [row.split(" | ")[0] for row in rows] == ["| strokes as drawn", "| strokes distorted"]
+    assert all("/56 |" in row for row in rows)
+
+
+def test_validation_refuses_the_test_writers():
+    result = subprocess.run(
+        [sys.executable, "-m", "training.validate", "--writers", "24", "25"],
+        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    )
+    assert result.returncode != 0 and "outside the test writers" in result.stderr
