@@ -29,18 +29,21 @@ from training.data import load_mnist  # noqa: E402
 from training.strokes import BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, load_pendigits, render  # noqa: E402
 
 
-def held_out_digits(path=None, limit=None):
-    """Return the held-out writers' digits and labels, the first ``limit`` per writer if given."""
-    digits, labels, writers = load_pendigits(path)
+def held_out_digits(path=None, limit=None, writers=HELD_OUT_WRITERS):
+    """Return the digits and labels of ``writers`` (the held-out ones), the first ``limit`` per writer if given."""
+    digits, labels, owners = load_pendigits(path)
     chosen = []
-    for writer in HELD_OUT_WRITERS:
-        index = np.flatnonzero(writers == writer)
+    for writer in writers:
+        index = np.flatnonzero(owners == writer)
         chosen.extend(index[:limit] if limit else index)
     return [digits[i] for i in chosen], labels[chosen]
 
 
-def drawn_arrays(limit=None, path=None):
+def drawn_arrays(limit=None, path=None, writers=HELD_OUT_WRITERS):
     """Return {condition: (x float32 (N, 28, 28), y int64)}: the held-out drawings, preprocessed once.
+
+    ``writers`` other than the held-out ones serve ``training/validate.py``, which reads
+    training writers left out of its runs the same way.
 
     The same renders and preprocessing ``drawn_accuracy`` sends through ``digitrec.predict``,
     as arrays, so a model's ``predict_proba`` gives the same accuracy without re-rendering
@@ -55,11 +58,12 @@ def drawn_arrays(limit=None, path=None):
 
     code = b"".join(Path(m.__file__).read_bytes() for m in (preprocess_module, strokes))
     key = hashlib.sha256(code + repr(sorted(BENCHMARK_CONDITIONS.items())).encode()).hexdigest()[:12]
-    cache = CACHE / f"drawn_heldout_limit{limit or 'all'}_{key}.npz"
+    who = "heldout" if tuple(writers) == HELD_OUT_WRITERS else "writers" + "-".join(map(str, writers))
+    cache = CACHE / f"drawn_{who}_limit{limit or 'all'}_{key}.npz"
     if path is None and cache.exists():
         with np.load(cache) as data:
             return {name: (data[f"x{i}"], data["y"]) for i, name in enumerate(BENCHMARK_CONDITIONS)}
-    digits, labels = held_out_digits(path, limit)
+    digits, labels = held_out_digits(path, limit, writers)
     arrays = {
         name: np.stack([preprocess_module.preprocess(render(strokes_, condition)) for strokes_ in digits])
         for name, condition in BENCHMARK_CONDITIONS.items()

@@ -24,6 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist  # noqa: E402
+from training.strokes import HELD_OUT_WRITERS  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
 from digitrec.base import read_manifest  # noqa: E402
 from digitrec.registry import model_class  # noqa: E402
@@ -69,19 +70,23 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------- prepare data
 
 
-def prepare_data(args):
-    """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits, shuffled."""
-    x_mnist, y_mnist, x_test, y_test = load_mnist(args.mnist)
-    drawn_limit = args.limit // 4 if args.limit else None
+def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS):
+    """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits, shuffled.
+
+    The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``;
+    ``limit`` keeps that many MNIST images and a quarter as many drawn ones (smoke tests).
+    """
+    x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
+    drawn_limit = limit // 4 if limit else None
     x_drawn, y_drawn = drawn_training_digits(
-        args.copies, args.seed, args.pendigits, limit=drawn_limit, distort=not args.no_distort_strokes
+        copies, seed, pendigits, limit=drawn_limit, distort=distort, exclude=exclude
     )
-    if args.limit:
-        x_mnist, y_mnist = x_mnist[: args.limit], y_mnist[: args.limit]
-        x_test, y_test = x_test[: max(100, args.limit // 4)], y_test[: max(100, args.limit // 4)]
+    if limit:
+        x_mnist, y_mnist = x_mnist[:limit], y_mnist[:limit]
+        x_test, y_test = x_test[: max(100, limit // 4)], y_test[: max(100, limit // 4)]
     x_train = np.concatenate([x_mnist, x_drawn])
     y_train = np.concatenate([y_mnist, y_drawn])
-    order = np.random.default_rng(args.seed).permutation(len(x_train))
+    order = np.random.default_rng(seed).permutation(len(x_train))
     print(f"data: {len(x_mnist)} MNIST + {len(x_drawn)} rendered drawn digits, {len(x_test)} test", flush=True)
     return x_train[order], y_train[order], x_test, y_test
 
@@ -234,7 +239,9 @@ def save(model_id, model, out, settings, history, x_test, y_test):
 
 def main(argv=None):
     args = parse_args(argv)
-    x_train, y_train, x_test, y_test = prepare_data(args)
+    x_train, y_train, x_test, y_test = prepare_data(
+        args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes
+    )
     augment = None if args.no_augment else augment_batch
     chosen = ["cnn", "dense", "numpy"] if args.model == "all" else [args.model]
     for model_id in chosen:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from digitrec.preprocess import preprocess  # noqa: E402
+from bench.accuracy import drawn_arrays  # noqa: E402
 from training.augment import augment_batch  # noqa: E402
-from training.data import drawn_training_digits, load_mnist  # noqa: E402
-from training.strokes import BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, load_pendigits, render  # noqa: E402
-from training.train import DEFAULTS, fit_keras  # noqa: E402
+from training.strokes import HELD_OUT_WRITERS  # noqa: E402
+from training.train import DEFAULTS, fit_keras, prepare_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,63 +45,42 @@ def parse_args(argv=None):
     return args
 
 
-def validation_digits(writers, path=None, limit=None):
-    """Return (x, y, condition index): every digit of ``writers`` rendered under each benchmark condition."""
-    digits, labels, owners = load_pendigits(path)
-    index = np.concatenate([np.flatnonzero(owners == writer)[:limit] for writer in writers])
-    x, y, condition = [], [], []
-    for k, chosen in enumerate(BENCHMARK_CONDITIONS.values()):
-        x += [preprocess(render(digits[i], chosen)) for i in index]
-        y.append(labels[index])
-        condition.append(np.full(len(index), k))
-    return np.stack(x), np.concatenate(y), np.concatenate(condition)
-
-
-def train_and_read(distort, args, mnist, validation):
+def train_and_read(distort, args, validation):
     """Train a one-network CNN with or without stroke distortion; return its figures as a dict."""
     import keras
 
     from digitrec.keras_cnn import KerasCNN
 
-    x_mnist, y_mnist, x_test, y_test = mnist
-    x_drawn, y_drawn = drawn_training_digits(
-        args.copies, args.seed, args.pendigits, limit=args.limit and args.limit // 4, distort=distort,
+    x_train, y_train, x_test, y_test = prepare_data(
+        args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=distort,
         exclude=HELD_OUT_WRITERS + tuple(args.writers),
     )
-    x_train, y_train = np.concatenate([x_mnist, x_drawn]), np.concatenate([y_mnist, y_drawn])
-    order = np.random.default_rng(args.seed).permutation(len(x_train))
     keras.utils.set_random_seed(args.seed)
     model = KerasCNN(members=1)
-    started = time.time()
     fit_keras(
-        model, x_train[order], y_train[order], x_test, y_test, DEFAULTS["cnn"]["learning_rate"], decay=True,
+        model, x_train, y_train, x_test, y_test, DEFAULTS["cnn"]["learning_rate"], decay=True,
         epochs=args.epochs, batch_size=DEFAULTS["cnn"]["batch_size"], seed=args.seed, augment=augment_batch,
     )
-    x_valid, y_valid, condition = validation
-    right = model.predict_labels(x_valid) == y_valid
-    per_condition = [float(right[condition == k].mean()) for k in range(len(BENCHMARK_CONDITIONS))]
+    rights = [model.predict_labels(x) == y for x, y in validation.values()]
+    per_condition = [float(right.mean()) for right in rights]
     return {
         "mean": float(np.mean(per_condition)),
         "worst": min(per_condition),
-        "errors": int((~right).sum()),
-        "reads": int(len(right)),
+        "errors": int(sum((~right).sum() for right in rights)),
+        "reads": int(sum(len(right) for right in rights)),
         "mnist": float((model.predict_labels(x_test) == y_test).mean()),
-        "seconds": time.time() - started,
     }
 
 
 def main(argv=None):
     args = parse_args(argv)
-    x_mnist, y_mnist, x_test, y_test = load_mnist(args.mnist)
-    if args.limit:
-        x_mnist, y_mnist = x_mnist[: args.limit], y_mnist[: args.limit]
-        x_test, y_test = x_test[: max(100, args.limit // 4)], y_test[: max(100, args.limit // 4)]
-    validation = validation_digits(args.writers, args.pendigits, limit=args.limit and max(2, args.limit // 100))
-    print(f"validation: writers {args.writers}, {len(validation[1])} reads", flush=True)
+    validation = drawn_arrays(args.limit and max(2, args.limit // 100), args.pendigits, args.writers)
+    reads = sum(len(y) for _, y in validation.values())
+    print(f"validation: writers {args.writers}, {reads} reads", flush=True)
     rows = {}
     for name, distort in (("strokes as drawn", False), ("strokes distorted", True)):
         print(f"\n== {name}", flush=True)
-        rows[name] = train_and_read(distort, args, (x_mnist, y_mnist, x_test, y_test), validation)
+        rows[name] = train_and_read(distort, args, validation)
     print(f"\none-network CNN, {args.epochs} epochs, seed {args.seed}; validation writers {args.writers}\n")
     print("| training renders | validation mean | worst condition | errors | MNIST test |")
     print("| --- | ---: | ---: | ---: | ---: |")
