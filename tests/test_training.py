@@ -15,12 +15,16 @@ from digitrec.base import read_manifest
 ROOT = Path(__file__).resolve().parent.parent
 
 
+def run(module, *args):
+    """Run ``python -m module args`` from the project root; return the finished process."""
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=600
+    )
+
+
 def run_training(*args):
     """Run the training entry on a small slice with these arguments; return its output."""
-    result = subprocess.run(
-        [sys.executable, "-m", "training.train", "--copies", "1", "--skip-drawn-eval", *map(str, args)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
+    result = run("training.train", "--copies", "1", "--skip-drawn-eval", *args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result.stdout
 
@@ -68,29 +72,22 @@ def test_resume_repeats_exactly_the_clean_epochs_of_one_run(tmp_path):
     models = [digitrec.registry.model_class("cnn").load(tmp_path / name / "cnn.json") for name in ("one", "resumed")]
     np.testing.assert_array_equal(models[0].predict_proba(images), models[1].predict_proba(images))
 
-    other_data = subprocess.run(
-        [sys.executable, "-m", "training.train", *small, "--copies", "1", "--no-distort-strokes", "--clean-epochs",
-         "1", "--resume", str(tmp_path / "first" / "cnn.json"), "--out", str(tmp_path / "other"), "--skip-drawn-eval"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
+    other_data = run(
+        "training.train", *small, "--copies", "1", "--no-distort-strokes", "--clean-epochs", "1",
+        "--resume", tmp_path / "first" / "cnn.json", "--out", tmp_path / "other", "--skip-drawn-eval",
     )
     assert other_data.returncode != 0 and "stroke_distortion" in other_data.stderr
     assert not (tmp_path / "other" / "cnn.json").exists()
 
 
 def test_resume_without_clean_epochs_is_refused(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "training.train", "--model", "dense", "--resume", str(tmp_path / "dense.json"),
-         "--limit", "50", "--skip-drawn-eval"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
+    result = run("training.train", "--model", "dense", "--resume", tmp_path / "dense.json", "--limit", "50",
+                 "--skip-drawn-eval")
     assert result.returncode != 0 and "--clean-epochs" in result.stderr
 
 
 def test_validation_compares_both_renders_on_writers_left_out_of_training():
-    result = subprocess.run(
-        [sys.executable, "-m", "training.validate", "--limit", "200", "--epochs", "1", "--copies", "1"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
+    result = run("training.validate", "--limit", "200", "--epochs", "1", "--copies", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "validation: writers [21, 22, 23, 24], 56 reads" in result.stdout  # 2 digits × 4 writers × 7 conditions
     rows = [line for line in result.stdout.splitlines() if line.startswith("| strokes")]
@@ -99,8 +96,5 @@ def test_validation_compares_both_renders_on_writers_left_out_of_training():
 
 
 def test_validation_refuses_the_test_writers():
-    result = subprocess.run(
-        [sys.executable, "-m", "training.validate", "--writers", "24", "25"],
-        cwd=ROOT, capture_output=True, text=True, timeout=600,
-    )
+    result = run("training.validate", "--writers", "24", "25")
     assert result.returncode != 0 and "outside the test writers" in result.stderr
