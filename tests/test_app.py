@@ -124,3 +124,65 @@ def test_explain_returns_a_heat_map_over_the_ink(client, one_per_label, tmp_path
     red = heat[5::10, 5::10, 0].astype(int) - heat[5::10, 5::10, 2].astype(int)  # warm where the answer came from
     assert red[processed > 0].mean() > red[processed == 0].mean()
     assert client.predict(sketch_of(path), model, False, api_name="/explain") is None
+
+
+def upload_drawing(app_url, png_bytes, part="composite"):
+    """Upload a drawing the way the browser's sketchpad does (by id, to component_server); return the id."""
+    import json
+    import urllib.request
+    import uuid
+
+    with urllib.request.urlopen(f"{app_url}config", timeout=10) as response:
+        config = json.load(response)
+    sketch_id = next(c["id"] for c in config["components"] if c["type"] == "imageeditor")
+    drawing_id = uuid.uuid4().hex[:11]
+    fields = {"component_id": str(sketch_id), "session_hash": uuid.uuid4().hex, "fn_name": "accept_blobs",
+              "id": drawing_id, "type": part, "index": "null"}
+    boundary = uuid.uuid4().hex
+    body = b"".join(
+        f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+        for name, value in fields.items()
+    )
+    body += (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{part}.png"\r\n'
+        "Content-Type: image/png\r\n\r\n"
+    ).encode() + png_bytes + f"\r\n--{boundary}--\r\n".encode()
+    request = urllib.request.Request(
+        f"{app_url}gradio_api/component_server", data=body,
+        headers={"Content-Type": f"multipart/form-data; boundary={boundary}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        assert response.status == 200
+    return drawing_id
+
+
+def png_bytes(image):
+    import io
+
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_every_event_reads_a_drawing_sent_by_id(client, app_url, one_per_label):
+    """The browser uploads a drawing once; live reading, Predict and the heat map all name it by id."""
+    drawing = {"background": None, "layers": [], "composite": None,
+               "id": upload_drawing(app_url, png_bytes(Image.fromarray(one_per_label[4])))}
+    live, _ = client.predict(drawing, "cnn", True, api_name="/live")
+    shown, _ = client.predict(drawing, "cnn", api_name="/predict")
+    heat = client.predict(drawing, "cnn", True, api_name="/explain")
+    assert live["label"] == shown["label"] == "4"
+    assert Image.open(heat).size == (280, 280)
+
+
+def test_oversized_drawing_sent_by_id_is_refused_and_the_server_keeps_serving(client, app_url, one_per_label, tmp_path):
+    from digitrec.preprocess import MAX_SIDE
+
+    huge = {"background": None, "layers": [], "composite": None,
+            "id": upload_drawing(app_url, png_bytes(Image.new("1", (MAX_SIDE + 1, 8), 1)))}
+    with pytest.raises(AppError, match="largest accepted"):
+        client.predict(huge, "cnn", api_name="/predict")
+    path = tmp_path / "two.png"
+    Image.fromarray(one_per_label[2]).save(path)
+    result, _ = client.predict(sketch_of(path), "cnn", api_name="/predict")
+    assert result["label"] == "2"
