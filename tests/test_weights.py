@@ -13,6 +13,7 @@ well as the environment.
 
 import logging
 import shutil
+import threading
 import time
 
 import huggingface_hub.constants
@@ -25,6 +26,20 @@ from digitrec.weights import load_weights
 REPO = "org/name"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 CLOSED_PORT = "http://127.0.0.1:9"  # discard port: nothing listens there
+
+
+@pytest.fixture(scope="module", autouse=True)
+def abandoned_hub_downloads_finish():
+    """Wait, after this module, for hub downloads the loader gave up on (huggingface_hub retries ~25 s).
+
+    They are abandoned by design; left running, they log their retries after pytest has
+    closed its streams, which prints a "Logging error" traceback at the end of the run.
+    """
+    yield
+    deadline = time.monotonic() + 40
+    for thread in threading.enumerate():
+        if thread.name == "digitrec-hub":
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 @pytest.fixture(scope="module")
