@@ -271,8 +271,10 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
     model_radio.change(model_details, model_radio, [details, curves, confusion], api_name="model_details")
     correct_button.click(record, [sketch, model_radio, true_digit], thanks, api_name="feedback")
     confirm_button.click(confirm, [sketch, model_radio, label], thanks, api_name="confirm")
-    # Pick up the brush on load, so the first drag draws instead of selecting the hint text.
+    # Pick up the brush on load and after Clear (which puts it down), so the next drag draws
+    # instead of selecting the hint text.
     demo.load(None, js=SELECT_BRUSH)
+    sketch.clear(None, js=SELECT_BRUSH)
 
 demo.queue(default_concurrency_limit=CONCURRENCY)
 

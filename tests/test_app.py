@@ -186,3 +186,12 @@ def test_oversized_drawing_sent_by_id_is_refused_and_the_server_keeps_serving(cl
     Image.fromarray(one_per_label[2]).save(path)
     result, _ = client.predict(sketch_of(path), "cnn", api_name="/predict")
     assert result["label"] == "2"
+
+
+def test_api_lists_exactly_the_app_endpoints(client):
+    """Every event has a name; UI-only events (picking up the brush) add no endpoint."""
+    info = client.view_api(return_format="dict", print_info=False)
+    assert sorted(info["named_endpoints"]) == [
+        "/compare", "/confirm", "/explain", "/feedback", "/live", "/model_details", "/predict"
+    ]
+    assert not info["unnamed_endpoints"]

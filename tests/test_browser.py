@@ -244,10 +244,15 @@ def select_brush(page, tap=False):
 
 
 def clear_canvas(page):
-    """Press the toolbar's Clear canvas; it also puts the brush down, so pick it up again."""
-    page.locator(SKETCH).get_by_role("button", name="Clear canvas", exact=True).click()
-    expect(page.locator(SKETCH).get_by_text("select the draw tool to start")).to_be_visible()
-    select_brush(page)
+    """Press the toolbar's Clear canvas and check the app picks the brush up again by itself.
+
+    Clear puts the brush down at once (the hint to select the draw tool shows); the hint
+    going away again and the brush's options showing mean the brush is back in hand.
+    """
+    sketch = page.locator(SKETCH)
+    sketch.get_by_role("button", name="Clear canvas", exact=True).click()
+    expect(sketch.get_by_text("select the draw tool to start")).to_be_hidden()
+    expect(sketch.get_by_role("button", name="Brush Size", exact=True)).to_be_visible()
 
 
 def select_model(page, model_id):
