@@ -65,17 +65,11 @@ class NumpyNet(Model):
     def input_gradient(self, x, classes):
         """Backpropagate d log p(class) / dz = onehot − p down to the input pixels, by hand."""
         x = check_batch(x)
-        a = x.reshape(len(x), -1).astype(self.dtype, copy=False)
-        zs = []
-        for w, b in zip(self.weights[:-1], self.biases[:-1]):
-            z = a @ w.T + b
-            zs.append(z)
-            a = relu(z)
-        probabilities = softmax(a @ self.weights[-1].T + self.biases[-1])
-        delta = -probabilities
+        zs, activations, _ = self.forward(x.reshape(len(x), -1).astype(self.dtype, copy=False))
+        delta = -activations[-1]
         delta[np.arange(len(x)), np.asarray(classes)] += 1.0
         delta = delta @ self.weights[-1]
-        for w, z in zip(reversed(self.weights[:-1]), reversed(zs)):
+        for w, z in zip(reversed(self.weights[:-1]), reversed(zs[:-1])):
             delta = (delta * relu_prime(z)) @ w
         return delta.reshape(x.shape).astype(np.float32)
 
@@ -85,11 +79,13 @@ class NumpyNet(Model):
         probabilities = softmax(self.feedforward(x))
         return float(-np.mean(np.log(probabilities[np.arange(len(y)), y] + 1e-12)))
 
-    def backprop(self, x, y, rng=None):
-        """Return ``(cost, nabla_b, nabla_w)``: the mean loss over the batch and its gradients.
+    def forward(self, x, rng=None):
+        """Return ``(zs, activations, masks)``: every layer's weighted input, output and dropout mask.
 
-        With ``rng`` given, hidden activations are dropped with probability ``self.dropout``
-        (inverted dropout, so inference needs no rescaling).
+        Backpropagation needs each layer's z and a, not only the output, so all are kept;
+        ``activations`` starts with ``x`` and ends with the softmax probabilities. With
+        ``rng`` given, hidden activations are dropped with probability ``self.dropout``
+        (inverted dropout, so inference needs no rescaling); otherwise masks are None.
         """
         activations = [x]  # layer by layer, the batch's activations
         zs = []  # layer by layer, the weighted inputs z = a·wᵀ + b
@@ -109,8 +105,16 @@ class NumpyNet(Model):
             activations.append(a)
         z = a @ self.weights[-1].T + self.biases[-1]
         zs.append(z)
-        probabilities = softmax(z)
-        activations.append(probabilities)
+        activations.append(softmax(z))
+        return zs, activations, masks
+
+    def backprop(self, x, y, rng=None):
+        """Return ``(cost, nabla_b, nabla_w)``: the mean loss over the batch and its gradients.
+
+        ``rng`` turns dropout on, as in ``forward``.
+        """
+        zs, activations, masks = self.forward(x, rng)
+        probabilities = activations[-1]
         n = len(y)
         cost = float(-np.mean(np.log(probabilities[np.arange(n), y] + 1e-12)))
 
