@@ -122,12 +122,12 @@ def drawing_array(image) -> np.ndarray:
             return np.asarray(image).copy()
         if image.mode in ("P", "LA", "PA", "La", "RGBa", "CMYK", "YCbCr", "1") or "transparency" in image.info:
             return np.asarray(image.convert("RGBA"))
-        return _grey(_preprocess._ink_from_pil(image))
+        return _grey(_preprocess.read_ink(image))
     array = image[:, :, 0] if image.ndim == 3 and image.shape[2:] == (1,) else image
     if array.dtype == np.uint8 and (array.ndim == 2 or (array.ndim == 3 and array.shape[2] in (3, 4))):
-        _preprocess._check_size(array.shape[1], array.shape[0])
+        _preprocess.check_size(array.shape[1], array.shape[0])
         return np.ascontiguousarray(array)
-    return _grey(_preprocess._ink_from_array(array))
+    return _grey(_preprocess.read_ink(array))
 
 
 def _grey(ink: np.ndarray) -> np.ndarray:

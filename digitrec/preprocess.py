@@ -93,10 +93,15 @@ def open_image(image) -> Image.Image | np.ndarray:
     return image
 
 
+def read_ink(image) -> np.ndarray:
+    """Read any accepted input as a float32 (H, W) ink map in [0, 1], as it is: not yet judged empty or inverted."""
+    image = open_image(image)
+    return _ink_from_pil(image) if isinstance(image, Image.Image) else _ink_from_array(image)
+
+
 def to_ink(image) -> np.ndarray:
     """Read any accepted input as a float32 (H, W) ink map in [0, 1]; raise on empty or bad input."""
-    image = open_image(image)
-    ink = _ink_from_pil(image) if isinstance(image, Image.Image) else _ink_from_array(image)
+    ink = read_ink(image)
     if ink.size == 0 or float(ink.max()) < INK_THRESHOLD:
         raise EmptyDrawingError()
     if _border_is_ink(ink):  # white digit on black, as in MNIST itself: read it the same way
@@ -144,14 +149,15 @@ def _open(source) -> Image.Image:
     """Open an image file lazily, refusing oversized or unreadable ones before decoding."""
     try:
         image = Image.open(source)
-        _check_size(*image.size)
+        check_size(*image.size)
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
         raise InvalidImageError(f"Could not read the image ({_short(error)}).") from None
     return image
 
 
-def _check_size(width: int, height: int) -> None:
+def check_size(width: int, height: int) -> None:
+    """Refuse an image over MAX_SIDE on either side, before any pixel is converted."""
     if width > MAX_SIDE or height > MAX_SIDE:
         raise InvalidImageError(
             f"Image is {width}×{height} pixels; the largest accepted is {MAX_SIDE}×{MAX_SIDE}."
@@ -160,7 +166,7 @@ def _check_size(width: int, height: int) -> None:
 
 def _ink_from_pil(image: Image.Image) -> np.ndarray:
     """Composite a PIL image of any mode onto white and return its ink map."""
-    _check_size(*image.size)
+    check_size(*image.size)
     try:
         if image.mode in ("I;16", "I;16B", "I;16L", "I", "I;16N"):
             grey = np.asarray(image, dtype=np.float64)
@@ -183,7 +189,7 @@ def _ink_from_array(array: np.ndarray) -> np.ndarray:
         raise InvalidImageError(
             f"Expected an image array of shape (H, W), (H, W, 3) or (H, W, 4); got {array.shape}."
         )
-    _check_size(array.shape[1], array.shape[0])
+    check_size(array.shape[1], array.shape[0])
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise InvalidImageError(f"Image has no pixels (shape {array.shape}).")
     if array.dtype == np.uint8 and array.ndim == 3:
