@@ -22,8 +22,11 @@ from pydantic import ValidationError
 from .preprocess import MAX_SIDE
 
 BLOB_WAIT = 2.0  # seconds to wait for a drawing the browser is still uploading
-BLOB_KEEP = 60.0  # seconds a drawing stays readable after the first event read it
-BLOB_LIMIT = 256  # drawings kept at most; the oldest go first
+# A visitor may draw, think, and press Predict minutes after the live reading read the
+# drawing. A drawing's three PNGs (background, layer, composite) are ~50 KB together, so
+# the limit bounds the store to ~25 MB.
+BLOB_KEEP = 600.0  # seconds a drawing stays readable after the first event read it
+BLOB_LIMIT = 512  # drawings kept at most; the oldest go first
 SHAPE_MESSAGE = "The sketch must be a dict with 'background', 'layers' and 'composite' images (or None)."
 
 
