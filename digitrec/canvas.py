@@ -19,7 +19,7 @@ from gradio.components.image_editor import EditorData
 from PIL import Image
 from pydantic import ValidationError
 
-from .preprocess import MAX_SIDE
+from .preprocess import InvalidImageError, check_size
 
 BLOB_WAIT = 2.0  # seconds to wait for a drawing the browser is still uploading
 # A visitor may draw, think, and press Predict minutes after the live reading read the
@@ -148,5 +148,7 @@ def _check_header(file) -> None:
             width, height = image.size
     except Exception:
         raise _error("Could not read the image: it is not a PNG, JPEG, WebP or other known format.") from None
-    if width > MAX_SIDE or height > MAX_SIDE:
-        raise _error(f"Image is {width}×{height} pixels; the largest accepted is {MAX_SIDE}×{MAX_SIDE}.")
+    try:
+        check_size(width, height)
+    except InvalidImageError as error:
+        raise _error(str(error)) from None
