@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -18,6 +19,13 @@ sys.path.insert(0, str(ROOT))
 
 from bench.serve import free_port  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render  # noqa: E402
+
+
+def png_bytes(image, format="PNG") -> bytes:
+    """Return a PIL image encoded as a file's bytes (PNG unless ``format`` says otherwise)."""
+    buffer = io.BytesIO()
+    image.save(buffer, format=format)
+    return buffer.getvalue()
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import digitrec
+from conftest import png_bytes
 
 
 @pytest.fixture(scope="module")
@@ -154,14 +155,6 @@ def upload_drawing(app_url, png_bytes, part="composite"):
     with urllib.request.urlopen(request, timeout=10) as response:
         assert response.status == 200
     return drawing_id
-
-
-def png_bytes(image):
-    import io
-
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def test_every_event_reads_a_drawing_sent_by_id(client, app_url, one_per_label):

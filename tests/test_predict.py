@@ -5,13 +5,12 @@ weights are missing is skipped. In CI the weights are always present: there, a s
 is a failure of the build, never expected.
 """
 
-import io
-
 import numpy as np
 import pytest
 from PIL import Image
 
 import digitrec
+from conftest import png_bytes
 from digitrec.preprocess import preprocess, to_uint8
 from digitrec.weights import bundled_dir
 
@@ -30,12 +29,6 @@ def as_rgba(canvas):
     rgba = np.zeros(canvas.shape[:2] + (4,), np.uint8)
     rgba[:, :, 3] = 255 - canvas.min(axis=2)
     return rgba
-
-
-def png_bytes(image):
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def on_canvas(canvas, size, box):
@@ -61,7 +54,7 @@ FORMS = {  # name → function of the 800×800 RGB canvas giving one way a clien
     "array (H,W)": lambda c: c[:, :, 0].copy(),
     "array (H,W,3)": lambda c: c,
     "array (H,W,4) transparent": as_rgba,
-    "PNG bytes": png_bytes,
+    "PNG bytes": lambda canvas: png_bytes(Image.fromarray(canvas)),
     "300×200 canvas": lambda c: on_canvas(c, (300, 200), 200),
     "resized to 200×200": lambda c: Image.fromarray(c).resize((200, 200), Image.Resampling.LANCZOS),
     "resized to 300×200 (stretched)": lambda c: Image.fromarray(c).resize((300, 200), Image.Resampling.BILINEAR),

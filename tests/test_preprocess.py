@@ -6,7 +6,6 @@ image; empty drawings raise EmptyDrawingError("Draw a digit first."); anything u
 raises InvalidImageError with a short message.
 """
 
-import io
 import struct
 import zlib
 
@@ -15,6 +14,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 import digitrec
+from conftest import png_bytes
 from digitrec.preprocess import (
     BOX,
     SIZE,
@@ -68,12 +68,6 @@ def brush_path(brush, canvas=CANVAS):
     for x, y in (points[0], points[-1]):
         draw.ellipse((x - r, y - r, x + r, y + r), fill=INK["RGB"])
     return np.asarray(image)
-
-
-def png_bytes(image):
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
 
 
 def with_png_size(data, width, height):

@@ -14,6 +14,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 
 import digitrec
+from conftest import png_bytes
 
 GENERIC = "has not enabled verbose error reporting"
 
@@ -98,12 +99,6 @@ def test_identical_outputs_served_whole_under_concurrency(app_url, one_per_label
 
 
 # ---------------------------------------------------------------- bad input
-
-
-def png_bytes(image, format="PNG"):
-    buffer = io.BytesIO()
-    image.save(buffer, format=format)
-    return buffer.getvalue()
 
 
 @pytest.fixture(scope="module")
