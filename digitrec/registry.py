@@ -91,6 +91,15 @@ def predict(image, model_id="cnn", method="mnist"):
     """
     check_model_id(model_id)
     x = preprocess(image, method)
-    p = np.asarray(get_model(model_id).predict_proba(x[None]), dtype=np.float64)[0]
+    return classify(x, model_id), to_uint8(x)
+
+
+def classify(x: np.ndarray, model_id="cnn") -> dict:
+    """Return ``{"0": p0, …, "9": p9}`` for one already preprocessed (28, 28) image in [0, 1].
+
+    The app reads a drawing once when the pen lifts and keeps the 28×28 image, so a click
+    (or another model) costs only this.
+    """
+    p = np.asarray(get_model(model_id).predict_proba(np.asarray(x, np.float32)[None]), dtype=np.float64)[0]
     p = p / p.sum()
-    return {str(digit): float(p[digit]) for digit in range(10)}, to_uint8(x)
+    return {str(digit): float(p[digit]) for digit in range(10)}
