@@ -1,15 +1,25 @@
 """digitrec's Gradio app: draw a digit, pick a model, see what it reads and what it saw.
 
-Plain functions first, the ``gr.Blocks`` wiring last. Every event has an ``api_name``:
-``/predict`` (sketch, model) → (label, processed image), ``/compare`` (sketch) → the three
-models' labels, ``/explain`` (sketch, model) → heat map, ``/feedback`` (sketch, model,
-label) → confirmation. There is no per-server "current model": the model id travels with
-every request, so visitors never affect each other.
+Plain functions first, the ``gr.Blocks`` wiring last. Every event has an ``api_name``.
+
+The page reads a drawing once, when the pen lifts: a small script on the page presses a
+hidden button (``/take``) whose event exports the canvas, and the server keeps the 28×28
+image it read in the visitor's session. Predict, Compare, ✓ Yes and Save correction then
+read that session state, so a click costs a model call (milliseconds) instead of the
+canvas's export and upload; the script holds a click until the drawing on screen has been
+taken, so a click right after the pen lifts reads that drawing, never the one before.
+
+Scripts call the stateless endpoints, each with the drawing: ``/predict`` (sketch, model)
+→ (label, processed image), ``/explain`` (sketch, model, show) → heat map, ``/compare``
+(sketch) → the three models' labels and the processed image, ``/feedback`` (sketch, model,
+label) and ``/confirm`` (sketch, model) → confirmation, ``/model_details`` (model). There
+is no per-server "current model": the model id travels with every request.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import logging
 import os
 import tempfile
@@ -21,9 +31,9 @@ from PIL import Image
 
 import digitrec
 from digitrec import feedback
-from digitrec.canvas import CheckedSketchpad
+from digitrec.canvas import SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
-from digitrec.preprocess import preprocess
+from digitrec.preprocess import EmptyDrawingError, preprocess, to_ink, to_uint8
 from digitrec.weights import bundled_dir
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -33,10 +43,9 @@ ROOT = Path(__file__).resolve().parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 SCALE = 10  # the 28×28 image is shown 280×280, each pixel a crisp block
 PROCESSED_DIR = Path(tempfile.mkdtemp(prefix="digitrec-processed-"))
-# Two predictions at a time, one per core (TensorFlow and numpy release the GIL while they
-# compute). bench/serve.py measured the HTTP floor itself (a no-op endpoint) at ~13 requests/s
-# with 8 clients on 2 cores, so more workers would only queue inside the process.
-# DIGITREC_CONCURRENCY=N python -m bench.serve measures another setting.
+# Two model calls at a time, one per core (TensorFlow and numpy release the GIL while they
+# compute); more would only queue inside the process. DIGITREC_CONCURRENCY=N python -m
+# bench.serve measures another setting.
 CONCURRENCY = int(os.environ.get("DIGITREC_CONCURRENCY", "2"))
 
 
@@ -114,20 +123,19 @@ def _predict(sketch, model):
         raise _refuse(error) from None
 
 
+def heat_map(processed: np.ndarray, model: str, probs: dict) -> str:
+    """Return the path of the heat map of the pixels that drove the model's answer."""
+    answer = int(max(probs, key=probs.get))
+    heat = saliency(digitrec.get_model(model), processed.astype(np.float32) / 255.0, answer)
+    return png_path(enlarge(heatmap_image(processed, heat)))
+
+
+# ---------------------------------------------------------------- the API: the drawing in every call
+
+
 def classify(sketch, model):
     """Predict the digit in a sketch with the chosen model id: (label probabilities, processed image)."""
     probs, processed = _predict(sketch, model)
-    return probs, png_path(enlarge(processed))
-
-
-def live_classify(sketch, model, live):
-    """Predict while the visitor draws, when live mode is on; stay quiet on an empty canvas."""
-    if not live:
-        return gr.skip(), gr.skip()
-    try:
-        probs, processed = digitrec.predict(sketch, model)
-    except ValueError:
-        return gr.skip(), gr.skip()
     return probs, png_path(enlarge(processed))
 
 
@@ -145,9 +153,7 @@ def explain(sketch, model, show):
     if not show:
         return None
     probs, processed = _predict(sketch, model)
-    answer = int(max(probs, key=probs.get))
-    heat = saliency(digitrec.get_model(model), processed.astype(np.float32) / 255.0, answer)
-    return png_path(enlarge(heatmap_image(processed, heat)))
+    return heat_map(processed, model, probs)
 
 
 def record(sketch, model, label):
@@ -162,11 +168,91 @@ def record(sketch, model, label):
     return f"Thank you — stored as a {stored['label']} ({verdict})."
 
 
-def confirm(sketch, model, shown):
-    """Store the shown answer as right."""
-    if not shown or not isinstance(shown, dict) or shown.get("label") is None:
+def confirm(sketch, model):
+    """Store the model's answer for a sketch as right."""
+    probs, _ = _predict(sketch, model)
+    return record(sketch, model, max(probs, key=probs.get))
+
+
+# ---------------------------------------------------------------- the page: read once, show many
+
+
+def take(sketch, model, live, show_heat, edit, current):
+    """Read the drawing on the canvas into the session, as the pen lifts.
+
+    ``edit`` numbers the visitor's edits (strokes, Clear, Undo, examples) in the page; a
+    take that finishes after a later one (a stroke's, overtaken by an example's) is
+    dropped, so the session always holds the newest drawing. Returns the drawing state
+    ({"edit", "png", "x"}; "x" None for an empty canvas) and, in live mode, every answer
+    panel for it; otherwise the panels are left as they are.
+    """
+    edit = int(edit or 0)
+    if current is not None and current["edit"] > edit:
+        return gr.skip(), *[gr.skip()] * len(PANELS)
+    try:
+        ink = to_ink(sketch)
+        x = preprocess(ink)
+    except EmptyDrawingError:
+        return {"edit": edit, "png": None, "x": None}, *(cleared() if live else [gr.skip()] * len(PANELS))
+    except ValueError as error:
+        raise _refuse(error) from None
+    buffer = io.BytesIO()  # the drawing kept as a small grey PNG: it is what a correction stores
+    Image.fromarray(to_uint8(1.0 - ink)).save(buffer, format="PNG")
+    drawing = {"edit": edit, "png": buffer.getvalue(), "x": x}
+    if not live:
+        return drawing, *[gr.skip()] * len(PANELS)
+    return drawing, *show(drawing, model, show_heat)
+
+
+def load_example(index, model, live, show_heat, edit, current):
+    """Put example ``index`` on the canvas and read it into the session, in one event."""
+    path = str(EXAMPLES[int(index)])
+    return {"background": path, "layers": [], "composite": path}, *take(path, model, live, show_heat, edit, current)
+
+
+def show(drawing, model, show_heat=True, compare_all=False):
+    """Return every answer panel for one drawing: label, 28×28 image, heat map, comparisons, thanks, shown.
+
+    All panels come from the same drawing in one response, so none can contradict
+    another; the comparisons are filled only when asked for and cleared otherwise.
+    """
+    if drawing is None or drawing["x"] is None:
+        raise gr.Error("Draw a digit first.", title="Nothing to read", print_exception=False)
+    try:
+        digitrec.registry.check_model_id(model)
+    except ValueError as error:
+        raise _refuse(error) from None
+    x = drawing["x"]
+    processed = to_uint8(x)
+    probs = digitrec.registry.classify(x, model)
+    heat = heat_map(processed, model, probs) if show_heat else None
+    others = [digitrec.registry.classify(x, other) if compare_all else None for other in digitrec.MODEL_IDS]
+    answer = max(probs, key=probs.get)
+    shown = {"png": drawing["png"], "model": model, "answer": answer}
+    return probs, png_path(enlarge(processed)), heat, *others, "", shown
+
+
+def show_comparison(drawing, model, show_heat):
+    return show(drawing, model, show_heat, compare_all=True)
+
+
+def cleared():
+    """Return every answer panel empty (the canvas was cleared)."""
+    return None, None, None, *[None] * len(digitrec.MODEL_IDS), "", None
+
+
+def confirm_shown(shown):
+    """Store the answer on screen as right."""
+    if shown is None:
         raise gr.Error("Press Predict first, then confirm.", print_exception=False)
-    return record(sketch, model, shown["label"])
+    return record(shown["png"], shown["model"], shown["answer"])
+
+
+def correct_shown(shown, label):
+    """Store the drawing whose answer is on screen with the digit the visitor says it is."""
+    if shown is None:
+        raise gr.Error("Press Predict first, then correct it.", print_exception=False)
+    return record(shown["png"], shown["model"], label)
 
 
 def warm_up():
@@ -181,40 +267,93 @@ def warm_up():
 warm_up()
 feedback.start_sync(feedback.default_store())
 
-SELECT_BRUSH = """() => {
-  const pick = () => document.querySelector('#sketch button[aria-label="Brush"]')?.click();
-  setTimeout(pick, 300);
+# The page's script. It counts the visitor's edits (a stroke, Undo, Clear: any pointer
+# release that began on the sketchpad; an example loaded) and has the drawing taken after
+# each, one take at a time; ``settled()`` resolves once the drawing on screen has been
+# taken, and every answer button waits for it. It also picks the brush up on load and
+# after Clear (which puts it down), so the next drag draws instead of selecting text.
+PAGE_JS = """() => {
+  const state = window.digitrec = {edits: 0, taken: 0, started: 0, busy: false, since: 0};
+  const take = () => {
+    if (state.busy && performance.now() - state.since < 20000) return;
+    state.busy = true; state.since = performance.now(); state.started = state.edits;
+    setTimeout(() => document.querySelector('#take')?.click(), 20);
+  };
+  state.examples = [];
+  state.example = () => { state.edits += 1; state.examples.push(state.edits); return state.edits; };
+  state.edited = () => { state.edits += 1; take(); };
+  state.taken_done = () => {
+    state.taken = Math.max(state.taken, state.started); state.busy = false;
+    if (state.taken < state.edits) take();
+  };
+  state.example_done = () => { state.taken = Math.max(state.taken, state.examples.shift() ?? 0); };
+  state.settled = async (limit = 20000) => {
+    const start = performance.now();
+    while (state.taken < state.edits && performance.now() - start < limit) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    state.last_wait = performance.now() - start;
+  };
+  state.pick_brush = () => setTimeout(
+    () => document.querySelector('#sketch button[aria-label="Brush"]')?.click(), 300);
+  let drawing = false;
+  document.addEventListener('pointerdown', (event) => {
+    drawing = Boolean(event.target.closest && event.target.closest('#sketch'));
+  }, true);
+  document.addEventListener('pointerup', () => { if (drawing) { drawing = false; state.edited(); } }, true);
+  document.addEventListener('pointercancel', () => { if (drawing) { drawing = false; state.edited(); } }, true);
+  document.addEventListener('keyup', (event) => {  // the editor's keyboard undo and redo
+    if ((event.ctrlKey || event.metaKey) && 'zy'.includes(event.key.toLowerCase())) state.edited();
+  }, true);
+  state.pick_brush();
+}"""
+# The take carries the number of the newest edit it includes; an example's take, its own.
+TAKE_JS = "(sketch, model, live, heat) => [sketch, model, live, heat, window.digitrec?.started ?? 0]"
+AFTER_TAKE = "() => window.digitrec?.taken_done()"
+EXAMPLE_JS = "(index, model, live, heat) => [index, model, live, heat, window.digitrec?.example() ?? 0]"
+AFTER_EXAMPLE = "() => window.digitrec?.example_done()"
+# Each answer button waits until the drawing on screen has been taken, then reads it.
+WHEN_SETTLED = "async (...inputs) => { await window.digitrec?.settled(); return inputs; }"
+SHOW_ANSWER = """() => {
+  const answer = document.querySelector('#label');
+  if (!answer) return;
+  const box = answer.getBoundingClientRect();
+  if (box.top < 0 || box.top + Math.min(box.height, 160) > window.innerHeight) {
+    answer.scrollIntoView({block: 'start', behavior: 'instant'});
+  }
 }"""
 
 CSS = """
 #processed img, #heatmap img { image-rendering: pixelated; }
+/* Phones: the drawing square takes the width, and the tool palette moves under it. */
+@media (max-width: 640px) {
+  .main.app { padding-left: 6px !important; padding-right: 6px !important; }
+  #sketch { height: calc(100vw + 48px) !important; }
+  #sketch .toolbar-wrap { top: auto !important; bottom: 6px; left: 50% !important; transform: translateX(-50%);
+                          width: auto !important; flex-direction: row !important; }
+  #sketch .toolbar-wrap .half-container { flex-direction: row !important; }
+}
 """
 
 with gr.Blocks(title="digitrec — handwritten digits") as demo:
+    drawing = gr.State(None)  # the drawing on the canvas as the server read it ({"png", "x"}), or None
+    shown = gr.State(None)  # the answer on screen ({"png", "model", "answer"}): what ✓ Yes confirms
     gr.Markdown(
         "# digitrec\nDraw a digit from 0 to 9, pick a model and press **Predict**: you see how sure the "
         "model is of every digit, and the 28×28 image it actually read."
     )
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
-            sketch = CheckedSketchpad(
-                label="Draw a digit",
-                type="numpy",
-                image_mode="RGBA",
-                canvas_size=(800, 800),
-                brush=gr.Brush(colors=["#000000"], color_mode="fixed"),
-                layers=False,
-                transforms=(),
-                height=520,
-                elem_id="sketch",
-            )
+            sketch = CheckedSketchpad(label="Draw a digit", **SKETCHPAD)
             model_radio = gr.Radio(model_choices(), value="cnn", label="Model", elem_id="model")
             with gr.Row():
                 predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
                 compare_button = gr.Button("Compare all three", elem_id="compare")
             with gr.Row():
-                live = gr.Checkbox(label="Predict as I draw", value=False)
-                show_heat = gr.Checkbox(label="Show what the model looked at", value=True)
+                live = gr.Checkbox(label="Predict as I draw", value=False, elem_id="live")
+                show_heat = gr.Checkbox(label="Show what the model looked at", value=True, elem_id="show-heat")
+            take_button = gr.Button("Take the drawing", visible="hidden", elem_id="take")
+            edit = gr.Number(0, precision=0, visible="hidden", elem_id="edit")  # see TAKE_JS
         with gr.Column(min_width=300):
             label = gr.Label(num_top_classes=10, label="What the model reads", elem_id="label")
             with gr.Row():
@@ -239,7 +378,7 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
                     elem_id="true-digit",
                 )
                 correct_button = gr.Button("Save correction", size="sm", variant="secondary", elem_id="correct")
-            thanks = gr.Markdown()
+            thanks = gr.Markdown(elem_id="thanks")
     with gr.Row():
         compare_labels = [
             gr.Label(num_top_classes=3, label=description["name"], elem_id=f"compare-{model_id}")
@@ -251,30 +390,47 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
         with gr.Row():
             curves = gr.Image(first_curves, label="Training curves", interactive=False, format="png")
             confusion = gr.Image(first_confusion, label="MNIST test confusion matrix", interactive=False, format="png")
-    if EXAMPLES:
-        gr.Examples([[str(path), "cnn"] for path in EXAMPLES], inputs=[sketch, model_radio], label="Example drawings")
+    examples = gr.Dataset(
+        components=[gr.Image(visible=False)], samples=[[str(path)] for path in EXAMPLES], type="index",
+        label="Example drawings", layout="gallery", elem_id="examples",
+    )
 
+    PANELS = [label, processed, heatmap, *compare_labels, thanks, shown]
+
+    # The page.
+    take_button.click(
+        take, [sketch, model_radio, live, show_heat, edit, drawing], [drawing, *PANELS], api_name="take",
+        api_visibility="private", show_progress="hidden", trigger_mode="multiple", js=TAKE_JS, queue=False,
+    ).then(None, js=AFTER_TAKE)
+    examples.click(
+        load_example, [examples, model_radio, live, show_heat, edit, drawing], [sketch, drawing, *PANELS],
+        api_name="load_example", api_visibility="private", show_progress="hidden", trigger_mode="multiple",
+        js=EXAMPLE_JS,
+    ).then(None, js=AFTER_EXAMPLE)
     predict_button.click(
-        classify, [sketch, model_radio], [label, processed], api_name="predict", scroll_to_output=True
-    ).then(
-        explain, [sketch, model_radio, show_heat], heatmap, api_name="explain"
+        show, [drawing, model_radio, show_heat], PANELS, api_name="show", api_visibility="private", js=WHEN_SETTLED
+    ).then(None, js=SHOW_ANSWER)
+    compare_button.click(
+        show_comparison, [drawing, model_radio, show_heat], PANELS, api_name="show_comparison", api_visibility="private",
+        js=WHEN_SETTLED,
     )
-    sketch.change(
-        live_classify,
-        [sketch, model_radio, live],
-        [label, processed],
-        api_name="live",
-        trigger_mode="always_last",
-        show_progress="hidden",
+    confirm_button.click(confirm_shown, shown, thanks, api_name="confirm_shown", api_visibility="private")
+    correct_button.click(
+        correct_shown, [shown, true_digit], thanks, api_name="correct_shown", api_visibility="private"
     )
-    compare_button.click(compare, [sketch], [*compare_labels, processed], api_name="compare")
+    sketch.clear(
+        cleared, None, PANELS, api_name="clear", api_visibility="private", queue=False,
+        js="() => { window.digitrec?.pick_brush(); return []; }",
+    )
     model_radio.change(model_details, model_radio, [details, curves, confusion], api_name="model_details")
-    correct_button.click(record, [sketch, model_radio, true_digit], thanks, api_name="feedback")
-    confirm_button.click(confirm, [sketch, model_radio, label], thanks, api_name="confirm")
-    # Pick up the brush on load and after Clear (which puts it down), so the next drag draws
-    # instead of selecting the hint text.
-    demo.load(None, js=SELECT_BRUSH)
-    sketch.clear(None, js=SELECT_BRUSH)
+    demo.load(None, js=PAGE_JS)
+
+    # Scripts: every call carries the drawing; nothing is kept between calls.
+    gr.on([], classify, [sketch, model_radio], [label, processed], api_name="predict")
+    gr.on([], explain, [sketch, model_radio, show_heat], heatmap, api_name="explain")
+    gr.on([], compare, [sketch], [*compare_labels, processed], api_name="compare")
+    gr.on([], record, [sketch, model_radio, true_digit], thanks, api_name="feedback")
+    gr.on([], confirm, [sketch, model_radio], thanks, api_name="confirm")
 
 demo.queue(default_concurrency_limit=CONCURRENCY)
 

@@ -27,6 +27,17 @@ BLOB_WAIT = 2.0  # seconds to wait for a drawing the browser is still uploading
 # the limit bounds the store to ~25 MB.
 BLOB_KEEP = 600.0  # seconds a drawing stays readable after the first event read it
 BLOB_LIMIT = 512  # drawings kept at most; the oldest go first
+# The app's canvas (bench/floor_app.py measures a stock Sketchpad with the same settings).
+SKETCHPAD = dict(
+    type="numpy",
+    image_mode="RGBA",
+    canvas_size=(800, 800),
+    brush=gr.Brush(colors=["#000000"], color_mode="fixed"),
+    layers=False,
+    transforms=(),
+    height=520,
+    elem_id="sketch",
+)
 SHAPE_MESSAGE = "The sketch must be a dict with 'background', 'layers' and 'composite' images (or None)."
 
 

@@ -158,13 +158,13 @@ def upload_drawing(app_url, png_bytes, part="composite"):
 
 
 def test_every_event_reads_a_drawing_sent_by_id(client, app_url, one_per_label):
-    """The browser uploads a drawing once; live reading, Predict and the heat map all name it by id."""
+    """A drawing uploaded once, as the sketchpad's realtime mode does, can be named by id by several calls."""
     drawing = {"background": None, "layers": [], "composite": None,
                "id": upload_drawing(app_url, png_bytes(Image.fromarray(one_per_label[4])))}
-    live, _ = client.predict(drawing, "cnn", True, api_name="/live")
     shown, _ = client.predict(drawing, "cnn", api_name="/predict")
     heat = client.predict(drawing, "cnn", True, api_name="/explain")
-    assert live["label"] == shown["label"] == "4"
+    again, _ = client.predict(drawing, "dense", api_name="/predict")
+    assert shown["label"] == again["label"] == "4"
     assert Image.open(heat).size == (280, 280)
 
 
@@ -182,9 +182,22 @@ def test_oversized_drawing_sent_by_id_is_refused_and_the_server_keeps_serving(cl
 
 
 def test_api_lists_exactly_the_app_endpoints(client):
-    """Every event has a name; UI-only events (picking up the brush) add no endpoint."""
+    """Scripts see the stateless endpoints only; the page's own events (which read its session) are private."""
     info = client.view_api(return_format="dict", print_info=False)
     assert sorted(info["named_endpoints"]) == [
-        "/compare", "/confirm", "/explain", "/feedback", "/live", "/model_details", "/predict"
+        "/compare", "/confirm", "/explain", "/feedback", "/model_details", "/predict"
     ]
     assert not info["unnamed_endpoints"]
+
+
+def test_confirm_stores_the_models_answer_as_right(client, app_data_dir, one_per_label, tmp_path):
+    import sqlite3
+
+    path = tmp_path / "nine.png"
+    Image.fromarray(one_per_label[9]).save(path)
+    shown, _ = client.predict(sketch_of(path), "numpy", api_name="/predict")
+    message = client.predict(sketch_of(path), "numpy", api_name="/confirm")
+    assert f"stored as a {shown['label']} (confirmed)" in message
+    with sqlite3.connect(next(app_data_dir.rglob("*.sqlite3"))) as db:
+        row = db.execute("SELECT label, predicted, model FROM corrections ORDER BY id DESC LIMIT 1").fetchone()
+    assert row == (int(shown["label"]), int(shown["label"]), "numpy")

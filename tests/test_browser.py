@@ -7,17 +7,14 @@ the held-out writers the models never saw; the label each is checked against is 
 dataset's own. Screenshots go to ``test-artifacts/`` and small copies to ``docs/`` for the
 README.
 
-The sketchpad hands its drawing to the server about a second after the pen lifts (longer
-on a loaded machine); a Predict pressed before that reads the previous drawing. So after
-the last stroke the test waits for that hand-over (the sketch's change event reaching
-the server, then quiet) before pressing Predict.
+No test waits politely between drawing and clicking: a visitor presses Predict the moment
+the pen lifts, clicks an example after a drawing, clears and draws again.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import numpy as np
@@ -30,29 +27,22 @@ expect = sync_api.expect
 from training.strokes import HELD_OUT_WRITERS, load_pendigits  # noqa: E402
 
 import digitrec  # noqa: E402
+from bench.browser import (  # noqa: E402
+    CANVAS,
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    draw_with_mouse,
+    draw_with_touch,
+    drawing_area,
+    on_screen,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS = ROOT / "docs"
-CHROMIUM = os.environ.get("DIGITREC_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-component-update",
-    "--disable-sync",
-]
 DOCS_MAX_BYTES = 150_000
-# Strokes are simplified to within this many CSS pixels of the pen's path: far under the
-# brush's ~19 px and the ~10 px a pixel of the 28×28 image covers, and it halves the
-# pointer events, each of which costs ~0.1-0.3 s under software rendering on a busy machine.
-TOLERANCE = 3.0
 
 SKETCH = "#sketch"
-CANVAS = "#sketch .pixi-target canvas"
 LABEL_VALUE = "#label [data-testid='label-output-value']"
 PROCESSED_IMG = "#processed img"
 HEATMAP_IMG = "#heatmap img"
@@ -90,52 +80,6 @@ def held_out_drawing(pendigits, writer, digit):
     assert writer in HELD_OUT_WRITERS
     index = int(np.flatnonzero((writers == writer) & (labels == digit))[0])
     return digits[index], str(int(labels[index]))
-
-
-def simplify(points: np.ndarray, tolerance: float) -> np.ndarray:
-    """Ramer–Douglas–Peucker: drop points within ``tolerance`` of the polyline through the rest.
-
-    The brush joins successive pointer positions with straight segments, so this draws
-    the same ink with fewer (slow, under software rendering) pointer events.
-    """
-    if len(points) < 3:
-        return points
-    start, end = points[0], points[-1]
-    dx, dy = end - start
-    length = np.hypot(dx, dy)
-    if length == 0:
-        distance = np.hypot(*(points - start).T)
-    else:
-        distance = np.abs(dx * (points[:, 1] - start[1]) - dy * (points[:, 0] - start[0])) / length
-    worst = int(np.argmax(distance))
-    if distance[worst] <= tolerance:
-        return np.array([start, end])
-    return np.concatenate([simplify(points[: worst + 1], tolerance)[:-1], simplify(points[worst:], tolerance)])
-
-
-def drawing_area(page):
-    """Return (x, y, side) of the 800×800 drawing surface on screen, in CSS pixels.
-
-    The pixi canvas element fills the whole editor; the drawing surface is a square in its
-    middle, shown at the zoom the toolbar displays ("36%").
-    """
-    box = page.locator(CANVAS).first.bounding_box()
-    zoom_text = page.locator(f"{SKETCH} .zoom-number").inner_text()
-    zoom = float(re.search(r"([\d.]+)\s*%", zoom_text).group(1)) / 100
-    side = 800 * zoom
-    assert side <= box["width"] + 1 and side <= box["height"] + 1, (side, box)
-    return box["x"] + (box["width"] - side) / 2, box["y"] + (box["height"] - side) / 2, side
-
-
-def on_screen(strokes, area, fraction=0.6):
-    """Map a drawing's strokes (0..500 box, y down) into the middle ``fraction`` of the drawing area."""
-    x0, y0, side = area
-    points = np.concatenate(strokes)
-    low, high = points.min(axis=0), points.max(axis=0)
-    scale = fraction * side / max(float((high - low).max()), 1.0)
-    middle = (low + high) / 2
-    centre = np.array([x0 + side / 2, y0 + side / 2])
-    return [simplify((np.asarray(s, np.float64) - middle) * scale + centre, tolerance=TOLERANCE) for s in strokes]
 
 
 # --------------------------------------------------------------------------- the page
@@ -181,60 +125,6 @@ def open_page(browser, app_url):
         context.close()
 
 
-class SketchHandOver:
-    """Watch the requests by which the sketchpad hands its drawing to the server.
-
-    About a second after a stroke the sketchpad posts its layers to ``component_server``
-    and then fires its change event (a ``queue/join`` for the dependency listening to the
-    sketch's ``change``). ``wait(since)`` returns once layers were posted after ``since``,
-    a change event followed, and both have then been quiet for ``quiet`` seconds (a stroke
-    finished while an earlier hand-over was in flight is handed over right after it).
-    Clearing the canvas fires a change without posting layers, so it does not count.
-    """
-
-    def __init__(self, page, quiet=0.6):
-        self.page, self.quiet = page, quiet
-        self.change_fns = set(
-            page.evaluate(
-                """() => {
-                    const config = window.gradio_config;
-                    const sketch = config.components.find(c => c.props && c.props.elem_id === "sketch");
-                    return config.dependencies
-                        .filter(d => d.targets.some(([id, event]) => id === sketch.id && event === "change"))
-                        .map(d => d.id);
-                }"""
-            )
-        )
-        self.layers, self.changes = [], []
-        page.on("request", self._seen)
-
-    def _seen(self, request):
-        if request.method != "POST":
-            return
-        if "/component_server" in request.url:
-            self.layers.append(time.monotonic())
-        elif "/queue/join" in request.url and (request.post_data_json or {}).get("fn_index") in self.change_fns:
-            self.changes.append(time.monotonic())
-
-    def _handed_over(self, since):
-        posted = [t for t in self.layers if t > since]
-        if not posted:
-            return False
-        if not self.change_fns:  # nothing listens to the sketch's change: the posted layers are the sign
-            return time.monotonic() - max(posted) > self.quiet
-        changed = [t for t in self.changes if t > posted[0]]
-        return bool(changed) and time.monotonic() - max(changed + posted) > self.quiet
-
-    def wait(self, since, timeout=20.0):
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._handed_over(since):
-                self.page.remove_listener("request", self._seen)
-                return
-            self.page.wait_for_timeout(100)  # lets playwright deliver the request events
-        raise AssertionError(f"the sketchpad did not hand its drawing to the server within {timeout} s")
-
-
 def select_brush(page, tap=False):
     sketch = page.locator(SKETCH)
     brush = sketch.get_by_role("button", name="Brush", exact=True)
@@ -261,39 +151,12 @@ def select_model(page, model_id):
     expect(radio).to_be_checked()
 
 
-def draw_with_mouse(page, strokes):
-    """Draw each stroke as press, drag through its points, release; return when the pen last lifted."""
-    for stroke in strokes:
-        page.mouse.move(*stroke[0])
-        page.mouse.down()
-        for x, y in stroke[1:]:
-            page.mouse.move(x, y)
-        if len(stroke) == 1:
-            page.mouse.move(stroke[0][0] + 1, stroke[0][1] + 1)
-        page.mouse.up()
-    return time.monotonic()
-
-
-def draw_with_touch(page, strokes):
-    """Draw each stroke with one finger through CDP touch events; return when the finger last lifted."""
-    client = page.context.new_cdp_session(page)
-    for stroke in strokes:
-        points = list(stroke) if len(stroke) > 1 else [stroke[0], stroke[0] + 1]
-        x, y = points[0]
-        client.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
-        for x, y in points[1:]:
-            client.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [{"x": x, "y": y}]})
-        client.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
-    client.detach()
-    return time.monotonic()
-
-
 def image_source(page, selector):
     images = page.locator(selector)
     return images.first.get_attribute("src") if images.count() else None
 
 
-def wait_for_new_images(page, before):
+def wait_for_new_images(page, before, timeout=None):
     """Wait until each image selector in ``before`` shows a source other than the one recorded there."""
     page.wait_for_function(
         """(before) => Object.entries(before).every(([selector, source]) => {
@@ -301,43 +164,55 @@ def wait_for_new_images(page, before):
             return image && image.getAttribute("src") && image.getAttribute("src") !== source;
         })""",
         arg=before,
+        timeout=timeout,
     )
 
 
-def predict(page, tap=False, heat_map=False):
-    """Press Predict; wait for the new label and processed image (and heat map if asked); return the top label.
+def predict(page, tap=False, heat_map=False, timeout=15_000):
+    """Press Predict at once; wait for the new answer; return its top label and the processed image's source.
 
-    The label and the processed image arrive together, and a new drawing gives a processed
-    image with a new (content-hashed) name, so a changed image source marks a new result.
+    The label, the processed image and the heat map arrive together, and a new drawing
+    gives a processed image with a new (content-hashed) name, so a changed image source
+    marks a new answer.
     """
     selectors = [PROCESSED_IMG, HEATMAP_IMG] if heat_map else [PROCESSED_IMG]
     before = {selector: image_source(page, selector) for selector in selectors}
     button = page.locator("#predict")
     button.tap() if tap else button.click()
-    wait_for_new_images(page, before)
+    try:
+        wait_for_new_images(page, before, timeout=timeout)
+    except sync_api.TimeoutError:
+        errors = page.locator(".toast-body").all_inner_texts()
+        raise AssertionError(f"no new answer after Predict; the page said {errors}") from None
     expect(page.get_by_text("Draw a digit first")).to_have_count(0)
-    return page.locator(LABEL_VALUE).inner_text().strip()
+    return page.locator(LABEL_VALUE).inner_text().strip(), image_source(page, PROCESSED_IMG)
+
+
+def draw(page, pendigits, writer, digit, touch=False):
+    """Draw one held-out drawing (mouse or finger); return its dataset label."""
+    strokes, truth = held_out_drawing(pendigits, writer, digit)
+    (draw_with_touch if touch else draw_with_mouse)(page, on_screen(strokes, drawing_area(page)))
+    return truth
 
 
 def draw_and_predict(page, pendigits, writer, digit, touch=False, heat_map=False):
-    """Draw one held-out drawing, press Predict; return (label shown, true label)."""
-    strokes, truth = held_out_drawing(pendigits, writer, digit)
-    hand_over = SketchHandOver(page)
-    lifted = (draw_with_touch if touch else draw_with_mouse)(page, on_screen(strokes, drawing_area(page)))
-    hand_over.wait(since=lifted)
-    return predict(page, tap=touch, heat_map=heat_map), truth
+    """Draw one held-out drawing and press Predict the moment the pen lifts; return (label shown, true label)."""
+    truth = draw(page, pendigits, writer, digit, touch)
+    return predict(page, tap=touch, heat_map=heat_map)[0], truth
 
 
 def save_screenshots(page, name, panels, docs_scale):
-    """Save a full-page screenshot to test-artifacts/<name>.png and a small copy to docs/<name>.png.
+    """Save a full-page screenshot to test-artifacts/<name>.png and a small copy beside it (<name>-small.png).
 
     The copy puts side by side the ``panels`` (top, height) of the page, in CSS pixels,
-    scaled by ``docs_scale``, and keeps it a small palette PNG under DOCS_MAX_BYTES.
+    scaled by ``docs_scale``, and keeps it a small palette PNG under DOCS_MAX_BYTES. The
+    README's screenshots are these copies, put in docs/ by ``DIGITREC_DOCS_SCREENSHOTS=1
+    python -m pytest tests/test_browser.py -k screenshot``; a plain test run writes only
+    under test-artifacts/ (ignored by git).
     """
     from PIL import Image
 
     ARTIFACTS.mkdir(exist_ok=True)
-    DOCS.mkdir(exist_ok=True)
     page.evaluate("window.scrollTo(0, 0)")
     full = ARTIFACTS / f"{name}.png"
     page.screenshot(path=str(full), full_page=True)
@@ -355,10 +230,10 @@ def save_screenshots(page, name, panels, docs_scale):
     for crop in crops:
         small.paste(crop, (x, 0))
         x += crop.width + gap
-    docs = DOCS / f"{name}.png"
+    docs = DOCS / f"{name}.png" if os.environ.get("DIGITREC_DOCS_SCREENSHOTS") else ARTIFACTS / f"{name}-small.png"
     small.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(docs, optimize=True)
     size = docs.stat().st_size
-    assert size < DOCS_MAX_BYTES, f"docs/{name}.png is {size} bytes"
+    assert size < DOCS_MAX_BYTES, f"{docs.name} is {size} bytes"
     return full, docs
 
 
@@ -405,7 +280,7 @@ def test_empty_canvas_says_draw_first(open_page):
     expect(page.locator(LABEL_VALUE)).to_have_count(0)
 
 
-def test_phone_touch_draw_and_predict(open_page, pendigits):
+def test_phone_touch_draw_predict_and_screenshot(open_page, pendigits):
     width = 390
     page = open_page(viewport={"width": width, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True)
     canvas = page.locator(CANVAS).first.bounding_box()
@@ -421,3 +296,121 @@ def test_phone_touch_draw_and_predict(open_page, pendigits):
     screen = page.viewport_size["height"]
     save_screenshots(page, "phone", panels=[(0, screen), (page_top(page, "#label") - 16, screen)], docs_scale=1)
     assert shown == truth, f"cnn read writer {writer}'s {truth} as {shown} on a phone"
+
+
+# --------------------------------------------------------------------------- hurried visitors
+# Visitors do not wait for the sketchpad to hand its drawing over: each of these presses a
+# button the moment the pen lifts (or the example is clicked), as people do.
+
+HURRIED_PICKS = [(HELD_OUT_WRITERS[0], 7), (HELD_OUT_WRITERS[5], 4)]
+EXAMPLE_LABEL = re.compile(r"drawn_(\d)\.png$")
+
+
+def shown_answer(page, selector=LABEL_VALUE, timeout=15_000):
+    """Wait until a label is shown (no spinner, no error) and return its top class."""
+    expect(page.locator(selector)).to_have_count(1, timeout=timeout)
+    return page.locator(selector).first.inner_text().strip()
+
+
+def test_predict_right_after_pen_up(open_page, pendigits):
+    """Draw, press Predict the moment the pen lifts, twice (the second after Clear): both read right."""
+    page = open_page(viewport={"width": 1280, "height": 900})
+    select_brush(page)
+    misread = []
+    for n, (writer, digit) in enumerate(HURRIED_PICKS):
+        if n:
+            clear_canvas(page)
+        truth = draw(page, pendigits, writer, digit)
+        shown, _ = predict(page)
+        if shown != truth:
+            misread.append(f"writer {writer}'s {truth} read as {shown}")
+    assert not misread, "; ".join(misread)
+
+
+def test_example_after_a_drawing_is_what_predict_reads(open_page, pendigits):
+    """Draw and read a digit, then click an example and press Predict at once: the example is read."""
+    page = open_page(viewport={"width": 1280, "height": 900})
+    select_brush(page)
+    writer, digit = HURRIED_PICKS[0]
+    truth = draw(page, pendigits, writer, digit)
+    shown, drawn_source = predict(page)
+    assert shown == truth
+    example = next(path for path in sorted((ROOT / "examples").glob("*.png")) if EXAMPLE_LABEL.search(path.name).group(1) != truth)
+    example_truth = EXAMPLE_LABEL.search(example.name).group(1)
+    row = sorted((ROOT / "examples").glob("*.png")).index(example)
+    page.locator("#examples .gallery-item, #examples [data-testid^='dataset-cell-'][data-testid$='-0']").nth(row).click()
+    shown, example_source = predict(page)
+    assert shown == example_truth, f"after clicking the example {example.name}, Predict read {shown}"
+    assert example_source != drawn_source
+
+
+def test_clear_empties_every_panel_then_a_new_drawing_is_read(open_page, pendigits):
+    page = open_page(viewport={"width": 1280, "height": 900})
+    select_brush(page)
+    first, second = HURRIED_PICKS
+    truth = draw(page, pendigits, *first)
+    page.locator("#compare").click()
+    assert shown_answer(page, "#compare-cnn [data-testid='label-output-value']") == truth
+    clear_canvas(page)
+    for selector in (LABEL_VALUE, "#compare-cnn [data-testid='label-output-value']", PROCESSED_IMG, HEATMAP_IMG):
+        expect(page.locator(selector)).to_have_count(0)
+    truth = draw(page, pendigits, *second)
+    shown, _ = predict(page)
+    assert shown == truth
+
+
+def test_compare_after_a_new_drawing_never_contradicts_the_answer(open_page, pendigits):
+    """Predict one drawing, draw another and press Compare at once: all panels show the new drawing."""
+    page = open_page(viewport={"width": 1280, "height": 900})
+    select_brush(page)
+    first, second = HURRIED_PICKS
+    truth = draw(page, pendigits, *first)
+    shown, first_source = predict(page)
+    assert shown == truth
+    clear_canvas(page)
+    truth = draw(page, pendigits, *second)
+    page.locator("#compare").click()
+    answers = {model: shown_answer(page, f"#compare-{model} [data-testid='label-output-value']") for model in digitrec.MODEL_IDS}
+    assert answers["cnn"] == truth, answers
+    page.wait_for_function("(source) => document.querySelector('#processed img')?.getAttribute('src') !== source", arg=first_source)
+    main = page.locator(LABEL_VALUE)
+    assert main.count() == 0 or main.inner_text().strip() == answers["cnn"], (
+        f"the main answer says {main.inner_text().strip()} beside the comparison's {answers['cnn']}"
+    )
+
+
+def test_yes_stores_the_shown_answer(open_page, pendigits, app_data_dir):
+    import sqlite3
+
+    def confirmed_rows():
+        databases = list(app_data_dir.rglob("*.sqlite3"))
+        if not databases:
+            return []
+        with sqlite3.connect(databases[0]) as db:
+            return db.execute("SELECT label, predicted, model FROM corrections WHERE label = predicted").fetchall()
+
+    before = len(confirmed_rows())
+    page = open_page(viewport={"width": 1280, "height": 900})
+    select_brush(page)
+    truth = draw(page, pendigits, *HURRIED_PICKS[1])
+    shown, _ = predict(page)
+    assert shown == truth
+    page.locator("#confirm").click()
+    expect(page.get_by_text(f"stored as a {shown} (confirmed)")).to_be_visible()
+    rows = confirmed_rows()
+    assert len(rows) == before + 1 and rows[-1] == (int(shown), int(shown), "cnn"), rows
+
+
+def test_phone_answer_is_on_screen_after_predict(open_page, pendigits):
+    """On a phone, tap Predict right after lifting the finger: the answer is in view without scrolling."""
+    width, height = 390, 844
+    page = open_page(viewport={"width": width, "height": height}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    select_brush(page, tap=True)
+    truth = draw(page, pendigits, *PHONE_PICK, touch=True)
+    shown, _ = predict(page, tap=True)
+    assert shown == truth
+    page.wait_for_timeout(800)  # any scrolling the page does by itself has finished
+    box = page.locator(LABEL_VALUE).bounding_box()
+    assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, (
+        f"the answer is at y={box and box['y']:.0f}..{box and box['y'] + box['height']:.0f}, outside the {height}px screen"
+    )
