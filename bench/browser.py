@@ -44,7 +44,7 @@ CHROMIUM_ARGS = [
 # Strokes are simplified to within this many CSS pixels of the pen's path: far under the
 # brush's ~19 px and the ~10 px a pixel of the 28×28 image covers, and it halves the
 # pointer events, each of which costs ~0.1-0.3 s under software rendering on a busy machine.
-TOLERANCE = 3.0
+TOLERANCE = 5.0
 CANVAS = "#sketch .pixi-target canvas"
 DELAYS_MS = (0, 100, 300, 1500)
 
