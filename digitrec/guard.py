@@ -62,9 +62,12 @@ def configure_logging(level=logging.INFO) -> None:
             handler.addFilter(EscapeControl())
 
 
-def refuse(message: str, title: str = "Cannot read this") -> gr.Error:
-    """Return the gr.Error that answers a client's mistake: shown to it, logged in one line, no traceback."""
-    log.info("refused (%s): %s", title, message)
+def refuse(message: str, title: str = "Cannot read this", detail: str | None = None) -> gr.Error:
+    """Return the gr.Error that answers a client's mistake: shown to it, logged in one line, no traceback.
+
+    ``detail`` (what the client sent, cut to 200 characters) is logged but not shown.
+    """
+    log.info("refused (%s): %s%s", title, message, f" [{detail[:200]}]" if detail else "")
     return gr.Error(message, title=title, print_exception=False)
 
 
@@ -88,8 +91,8 @@ def guard_paths(blocks: gr.Blocks) -> None:
     async def preprocess_data(*args, **kwargs):
         try:
             return await original(*args, **kwargs)
-        except InvalidPathError:
-            raise refuse(PATH_MESSAGE, "Not allowed") from None
+        except InvalidPathError as error:
+            raise refuse(PATH_MESSAGE, "Not allowed", detail=str(error)) from None
 
     blocks.preprocess_data = preprocess_data
 

@@ -56,3 +56,11 @@ def test_visitor_address_behind_a_proxy(monkeypatch):
     monkeypatch.setenv("SPACE_ID", "owner/digitrec")
     assert guard.visitor(request) == {"session": "s", "address": "5.6.7.8"}  # the proxy's, not the client's
     assert guard.visitor(None) == {"session": None, "address": None}
+
+
+def test_refuse_logs_what_the_client_sent_escaped_but_does_not_show_it(caplog):
+    caplog.handler.addFilter(guard.EscapeControl())  # as configure_logging() does for the app's handlers
+    with caplog.at_level(logging.INFO, logger="digitrec.app"):
+        error = guard.refuse("Not allowed.", "Not allowed", detail="/etc/passwd\nFORGED")
+    assert error.message == "Not allowed."
+    assert caplog.messages == ["refused (Not allowed): Not allowed. [/etc/passwd\\nFORGED]"]
