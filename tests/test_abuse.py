@@ -210,7 +210,7 @@ def big_drawing(side, seed=0) -> bytes:
 
 
 def test_uploads_by_id_are_capped_in_memory(server):
-    """200 MB of drawings uploaded to the sketchpad's route and never read: RSS stays bounded."""
+    """226 MB of drawings uploaded to the sketchpad's route and never read: RSS stays bounded."""
     pid, good = server["process"].pid, server["good"]
     padded = good + b"\0" * (900_000 - len(good))  # a valid header, ~0.9 MB: under any per-file cap
     junk = padded + os.urandom(4_100_000)  # 5 MB
@@ -220,7 +220,7 @@ def test_uploads_by_id_are_capped_in_memory(server):
         if status != 200:
             refused.append((status, text[:200]))
     grown = rss(pid) - before
-    figure("uploads 100 MB (20×5 MB + 140×0.9 MB) never read", f"RSS +{grown:.0f} MB in {time.time() - started:.1f} s;"
+    figure("160 uploads by id never read (20×5 MB + 140×0.9 MB = 226 MB)", f"RSS +{grown:.0f} MB in {time.time() - started:.1f} s;"
            f" {len(refused)} refused {refused[:1]}")
     assert grown <= 120
     assert all(status == 413 for status, _ in refused[:20]), refused[:3]
