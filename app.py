@@ -39,6 +39,7 @@ GRADIO_TEMP = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir
 CACHE_SECONDS = int(os.environ.get("DIGITREC_CACHE_SECONDS", "3600"))
 PROCESSED_DIR = guard.kept_folder(GRADIO_TEMP / "digitrec-processed", CACHE_SECONDS)
 MAX_UPLOAD_BYTES = int(float(os.environ.get("DIGITREC_MAX_UPLOAD_MB", "2")) * 1e6)
+MAX_REQUEST_BYTES = int(float(os.environ.get("DIGITREC_MAX_REQUEST_MB", "5")) * 1e6)
 # Two predictions at a time, one per core (TensorFlow and numpy release the GIL while they
 # compute). bench/serve.py measured the HTTP floor itself (a no-op endpoint) at ~13 requests/s
 # with 8 clients on 2 cores, so more workers would only queue inside the process.
@@ -294,4 +295,9 @@ demo.delete_cache = (min(CACHE_SECONDS, 600), CACHE_SECONDS)  # read by launch()
 guard.start_cleaner([(PROCESSED_DIR, True), (GRADIO_TEMP, False)], min(CACHE_SECONDS, 600), CACHE_SECONDS)
 
 if __name__ == "__main__":
-    demo.launch(css=CSS, blocked_paths=[str(feedback.data_dir())], max_file_size=MAX_UPLOAD_BYTES)
+    demo.launch(
+        css=CSS,
+        blocked_paths=[str(feedback.data_dir())],
+        max_file_size=MAX_UPLOAD_BYTES,
+        app_kwargs=guard.body_limit(MAX_REQUEST_BYTES),
+    )

@@ -241,7 +241,7 @@ def _problem(file) -> tuple[int, str] | None:
     except OSError:
         return 400, "Could not read the image file."
     if size > MAX_FILE_BYTES:
-        return 413, f"Image file is too large: {size / 1e6:.1f} MB; the largest accepted is {MAX_FILE_BYTES / 1e6:g} MB."
+        return 413, f"Image file is too large: {size:,} bytes; the largest accepted is {MAX_FILE_BYTES:,} bytes."
     try:
         with open_header(io.BytesIO(file) if isinstance(file, (bytes, bytearray)) else file) as image:
             width, height = image.size

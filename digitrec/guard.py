@@ -11,6 +11,8 @@
 - ``guard_paths(blocks)``: a file path a client may not read gets a clear message instead
   of gradio's ``{"error": null}`` and a traceback.
 - ``clean_folder`` / ``start_cleaner``: old files and empty folders removed, every few minutes.
+- ``BodyLimit``: a request body over a size is refused (413) before it is read or stored
+  (gradio's ``max_file_size`` bounds each file, not the 1,000 files one request may carry).
 """
 
 from __future__ import annotations
@@ -115,6 +117,73 @@ def visitor(request) -> dict:
 
 
 # ---------------------------------------------------------------- disk
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodyLimit:
+    """ASGI middleware refusing a request body over ``max_bytes`` with 413, whatever the route.
+
+    A declared Content-Length over the limit is refused before the app sees the request:
+    up to DRAIN times the limit the body is read and dropped first, so the client gets the
+    message (a client still sending when the server closes sees only a reset); beyond that
+    it is refused at once. A body sent without a length is counted as it arrives and the
+    request stopped once it passes the limit.
+    """
+
+    DRAIN = 4
+
+    def __init__(self, app, max_bytes: int):
+        self.app, self.max_bytes = app, max_bytes
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        length = dict(scope.get("headers") or []).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            if int(length) <= self.DRAIN * self.max_bytes:
+                message = {"more_body": True}
+                while message.get("more_body") and message.get("type", "http.request") == "http.request":
+                    message = await receive()  # each chunk dropped as it arrives
+            return await self._refuse(send, int(length))
+        received, started = 0, False
+
+        async def counted_receive():
+            nonlocal received
+            message = await receive()
+            if message.get("type") == "http.request":
+                received += len(message.get("body", b""))
+                if received > self.max_bytes:
+                    raise _BodyTooLarge()
+            return message
+
+        async def watched_send(message):
+            nonlocal started
+            started = started or message.get("type") == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted_receive, watched_send)
+        except _BodyTooLarge:
+            if not started:
+                await self._refuse(send, received)
+
+    async def _refuse(self, send, size: int) -> None:
+        message = f"Request is too large: {size:,} bytes; the largest accepted is {self.max_bytes:,} bytes."
+        log.info("refused (Request too large): %s", message)
+        body = ('{"detail": "%s"}' % message).encode()
+        headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 413, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def body_limit(max_bytes: int) -> dict:
+    """``launch(app_kwargs=...)`` adding BodyLimit to gradio's FastAPI app."""
+    from starlette.middleware import Middleware
+
+    return {"middleware": [Middleware(BodyLimit, max_bytes=max_bytes)]}
 
 
 def kept_folder(path: Path, age: float) -> Path:

@@ -324,14 +324,19 @@ def test_upload_cache_is_bounded(server):
     many = upload(url, b"x", count=1000)
     seconds = time.time() - started
     inodes = du(cache)[1] - before[1]
+    heavy = upload(url, b"\0" * 10_000, count=1000)  # 1,000 files of 10 KB: each under max_file_size, 10 MB in all
+    heavy_disk = du(cache)[0] - before[0]
     deadline = time.time() + 10
     while time.time() < deadline and du(cache)[1] - before[1] > 50:
         time.sleep(0.5)
     left = du(cache)[1] - before[1]
     leaked = sorted(p.name for p in server["tmp"].iterdir() if p.name.startswith("digitrec-processed-"))
     figure("gradio upload cache", f"20 MB upload: {status if isinstance(status, tuple) else 'stored'} (+{big / 1e6:.1f} MB);"
-           f" 1,000 files in {seconds:.2f} s: +{inodes} inodes, {left} left after ≤10 s; temp folders: {leaked}")
+           f" 1,000 files in {seconds:.2f} s: +{inodes} inodes, {left} left after ≤10 s;"
+           f" 1,000 × 10 KB: {heavy if isinstance(heavy, tuple) else 'stored'} (+{heavy_disk / 1e6:.1f} MB);"
+           f" temp folders: {leaked}")
     assert isinstance(status, tuple) and status[0] in (413, 0) and big < 1_000_000
+    assert isinstance(heavy, tuple) and heavy[0] in (413, 0) and heavy_disk < 1_000_000
     assert left <= 50
     assert leaked == []
     assert rss(pid) > 0 and isinstance(many, (str, tuple))

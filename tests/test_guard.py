@@ -64,3 +64,20 @@ def test_refuse_logs_what_the_client_sent_escaped_but_does_not_show_it(caplog):
         error = guard.refuse("Not allowed.", "Not allowed", detail="/etc/passwd\nFORGED")
     assert error.message == "Not allowed."
     assert caplog.messages == ["refused (Not allowed): Not allowed. [/etc/passwd\\nFORGED]"]
+
+
+def test_body_limit_refuses_large_requests_with_or_without_a_length():
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+    from starlette.testclient import TestClient
+
+    async def size(request):
+        return PlainTextResponse(str(len(await request.body())))
+
+    app = Starlette(routes=[Route("/", size, methods=["POST"])], **guard.body_limit(100))
+    client = TestClient(app)
+    assert client.post("/", content=b"x" * 100).text == "100"
+    for body in (b"x" * 101, b"x" * 10_000, iter([b"x" * 60, b"x" * 60])):  # drained, at once, counted
+        response = client.post("/", content=body)
+        assert response.status_code == 413 and "too large" in response.json()["detail"]
