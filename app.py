@@ -30,19 +30,26 @@ import numpy as np
 from PIL import Image
 
 import digitrec
-from digitrec import feedback
+from digitrec import feedback, guard
 from digitrec.canvas import SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
 from digitrec.preprocess import EmptyDrawingError, preprocess, to_ink, to_uint8
 from digitrec.weights import bundled_dir
 
-logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+guard.configure_logging()  # one line per record: client strings in messages are escaped
 log = logging.getLogger("digitrec.app")
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 SCALE = 10  # the 28×28 image is shown 280×280, each pixel a crisp block
-PROCESSED_DIR = Path(tempfile.mkdtemp(prefix="digitrec-processed-"))
+# Limits for a Space open to scripts (README, "Limits"). The processed images live in one
+# folder under gradio's cache; it and gradio's cache lose files older than CACHE_SECONDS
+# (gradio's delete_cache, plus empty folders and processed images here), also at start.
+GRADIO_TEMP = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
+CACHE_SECONDS = int(os.environ.get("DIGITREC_CACHE_SECONDS", "3600"))
+PROCESSED_DIR = guard.kept_folder(GRADIO_TEMP / "digitrec-processed", CACHE_SECONDS)
+MAX_UPLOAD_BYTES = int(float(os.environ.get("DIGITREC_MAX_UPLOAD_MB", "2")) * 1e6)
+MAX_REQUEST_BYTES = int(float(os.environ.get("DIGITREC_MAX_REQUEST_MB", "5")) * 1e6)
 # Two model calls at a time, one per core (TensorFlow and numpy release the GIL while they
 # compute); more would only queue inside the process. DIGITREC_CONCURRENCY=N python -m
 # bench.serve measures another setting.
@@ -54,7 +61,7 @@ def model_choices():
 
 
 def _refuse(error: Exception, title: str = "Cannot read this") -> gr.Error:
-    return gr.Error(str(error), title=title, print_exception=False)
+    return guard.refuse(str(error), title)
 
 
 def model_details(model: str):
@@ -102,7 +109,9 @@ def png_path(image: np.ndarray) -> str:
     downloading it never sees it half written, even when many get the same image at once.
     """
     path = PROCESSED_DIR / f"{hashlib.sha256(image.tobytes()).hexdigest()[:32]}.png"
-    if not path.exists():
+    try:
+        os.utime(path)  # in use again: young for the cleaner
+    except FileNotFoundError:
         with tempfile.NamedTemporaryFile(dir=PROCESSED_DIR, suffix=".tmp", delete=False) as file:
             Image.fromarray(image).save(file, format="PNG")
         os.replace(file.name, path)
@@ -156,10 +165,14 @@ def explain(sketch, model, show):
     return heat_map(processed, model, probs)
 
 
-def record(sketch, model, label):
-    """Store a correction (or a confirmation): the drawing, what the model said, the true label."""
+def record(sketch, model, label, request: gr.Request = None):
+    """Store a correction (or a confirmation): the drawing, what the model said, the true label.
+
+    The sender is recorded as a salted hash of the visitor's session and address
+    (``request``, which gradio passes; it is not part of the API).
+    """
     try:
-        stored = feedback.record_correction(sketch, model, label)
+        stored = feedback.record_correction(sketch, model, label, **guard.visitor(request))
     except digitrec.EmptyDrawingError as error:
         raise _refuse(error, "Nothing to store") from None
     except ValueError as error:
@@ -168,10 +181,10 @@ def record(sketch, model, label):
     return f"Thank you — stored as a {stored['label']} ({verdict})."
 
 
-def confirm(sketch, model):
+def confirm(sketch, model, request: gr.Request = None):
     """Store the model's answer for a sketch as right."""
     probs, _ = _predict(sketch, model)
-    return record(sketch, model, max(probs, key=probs.get))
+    return record(sketch, model, max(probs, key=probs.get), request)
 
 
 # ---------------------------------------------------------------- the page: read once, show many
@@ -217,7 +230,7 @@ def show(drawing, model, show_heat=True, compare_all=False):
     another; the comparisons are filled only when asked for and cleared otherwise.
     """
     if drawing is None or drawing["x"] is None:
-        raise gr.Error("Draw a digit first.", title="Nothing to read", print_exception=False)
+        raise guard.refuse("Draw a digit first.", "Nothing to read")
     try:
         digitrec.registry.check_model_id(model)
     except ValueError as error:
@@ -241,18 +254,18 @@ def cleared():
     return None, None, None, *[None] * len(digitrec.MODEL_IDS), "", None
 
 
-def confirm_shown(shown):
+def confirm_shown(shown, request: gr.Request = None):
     """Store the answer on screen as right."""
     if shown is None:
-        raise gr.Error("Press Predict first, then confirm.", print_exception=False)
-    return record(shown["png"], shown["model"], shown["answer"])
+        raise guard.refuse("Press Predict first, then confirm.", "Not stored")
+    return record(shown["png"], shown["model"], shown["answer"], request)
 
 
-def correct_shown(shown, label):
+def correct_shown(shown, label, request: gr.Request = None):
     """Store the drawing whose answer is on screen with the digit the visitor says it is."""
     if shown is None:
-        raise gr.Error("Press Predict first, then correct it.", print_exception=False)
-    return record(shown["png"], shown["model"], label)
+        raise guard.refuse("Press Predict first, then correct it.", "Not stored")
+    return record(shown["png"], shown["model"], label, request)
 
 
 def warm_up():
@@ -345,7 +358,7 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
     with gr.Row(equal_height=False):
         with gr.Column(min_width=300):
             sketch = CheckedSketchpad(label="Draw a digit", **SKETCHPAD)
-            model_radio = gr.Radio(model_choices(), value="cnn", label="Model", elem_id="model")
+            model_radio = guard.ModelRadio(model_choices(), value="cnn", label="Model", elem_id="model")
             with gr.Row():
                 predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
                 compare_button = gr.Button("Compare all three", elem_id="compare")
@@ -433,6 +446,14 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
     gr.on([], confirm, [sketch, model_radio], thanks, api_name="confirm")
 
 demo.queue(default_concurrency_limit=CONCURRENCY)
+guard.guard_paths(demo)
+demo.delete_cache = (min(CACHE_SECONDS, 600), CACHE_SECONDS)  # read by launch(); same as gr.Blocks(delete_cache=)
+guard.start_cleaner([(PROCESSED_DIR, True), (GRADIO_TEMP, False)], min(CACHE_SECONDS, 600), CACHE_SECONDS)
 
 if __name__ == "__main__":
-    demo.launch(css=CSS, blocked_paths=[str(feedback.data_dir())])
+    demo.launch(
+        css=CSS,
+        blocked_paths=[str(feedback.data_dir())],
+        max_file_size=MAX_UPLOAD_BYTES,
+        app_kwargs=guard.body_limit(MAX_REQUEST_BYTES),
+    )

@@ -12,23 +12,38 @@ An acknowledged correction (``add`` returned) always has its row and both files:
 are written to temporary names, fsync'd and renamed into place before the row is inserted
 and committed, so a crash can leave an orphan image but never a row without its images.
 
+A Space is open to anyone, scripts included, so the store is bounded: a drawing is kept
+at most 800×800 (and re-encoded smaller until its PNG is under MAX_STORED_DRAWING_BYTES);
+each row records its sender as a salted hash of the visitor's session and address (and
+the address alone, ``origin``), which a per-sender and a per-address quota count, and by
+which ``python -m training.corrections`` lists and deletes one sender's corrections; the
+whole store is capped in bytes.
+
 Environment:
     DIGITREC_DATA_DIR                 the folder (default: /data/digitrec on a Hugging Face
                                       Space with persistent storage, else feedback-data/)
     DIGITREC_FEEDBACK_REPO            hub dataset repo ("org/name") to copy the folder to
     DIGITREC_FEEDBACK_SYNC_MINUTES    minutes between uploads (default 10)
     DIGITREC_FEEDBACK_SYNC_TIMEOUT    seconds to wait for the hub at start (default 2)
+    DIGITREC_FEEDBACK_PER_MINUTE      corrections one visitor may store a minute (default 10)
+    DIGITREC_FEEDBACK_PER_DAY         ... and a day (default 200)
+    DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE  corrections from one client address a minute (default 30)
+    DIGITREC_FEEDBACK_ADDRESS_PER_DAY ... and a day (default 1000)
+    DIGITREC_STORE_MAX_MB             the store's images in all, in MB (default 1000)
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime
+import hashlib
+import io
 import json
 import logging
 import numbers
 import os
 import re
+import secrets
 import sqlite3
 import tempfile
 import threading
@@ -48,6 +63,8 @@ SPACES_STORAGE = Path("/data")
 DB_NAME = "corrections.sqlite3"
 BUSY_TIMEOUT = 30.0  # seconds a writer waits for another to finish its transaction
 LABEL_MESSAGE = "Label must be a whole number from 0 to 9."
+CANVAS_SIDE = 800  # a stored drawing is at most the app's canvas
+MAX_STORED_DRAWING_BYTES = 90_000  # a drawing's PNG is re-encoded smaller until it fits
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS corrections (
@@ -58,10 +75,37 @@ CREATE TABLE IF NOT EXISTS corrections (
     predicted INTEGER CHECK (predicted BETWEEN 0 AND 9),
     probabilities TEXT NOT NULL,
     drawing TEXT NOT NULL,
-    processed TEXT NOT NULL
+    processed TEXT NOT NULL,
+    sender TEXT,
+    origin TEXT,
+    bytes INTEGER
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
+# Columns added after the first release: a store written before gets them on opening.
+ADDED_COLUMNS = {"sender": "TEXT", "origin": "TEXT", "bytes": "INTEGER"}
+INDEXES = """
+CREATE INDEX IF NOT EXISTS corrections_sender ON corrections (sender, created);
+CREATE INDEX IF NOT EXISTS corrections_origin ON corrections (origin, created);
+"""
+
+
+class QuotaError(ValueError):
+    """Raised when a sender, an address or the whole store has stored as much as allowed."""
+
+
+def limits() -> dict:
+    """Return the store's limits from the environment (read on each call, so they can change)."""
+    def number(name, default):
+        return float(os.environ.get(name, default))
+
+    return {
+        "sender_minute": int(number("DIGITREC_FEEDBACK_PER_MINUTE", 10)),
+        "sender_day": int(number("DIGITREC_FEEDBACK_PER_DAY", 200)),
+        "origin_minute": int(number("DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE", 30)),
+        "origin_day": int(number("DIGITREC_FEEDBACK_ADDRESS_PER_DAY", 1000)),
+        "store_bytes": int(number("DIGITREC_STORE_MAX_MB", 1000) * 1e6),
+    }
 
 
 def data_dir() -> Path:
@@ -159,11 +203,34 @@ def _check_processed(processed) -> np.ndarray:
 # ---------------------------------------------------------------- storage
 
 
-def _write_png(array: np.ndarray, path: Path) -> None:
-    """Write a PNG durably: temporary file, flush, fsync, then rename into place."""
+def _png(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def drawing_png(drawing: np.ndarray) -> bytes:
+    """Return the PNG kept for a drawing: at most CANVAS_SIDE a side, and under MAX_STORED_DRAWING_BYTES.
+
+    A drawing the canvas made (800×800, dark strokes) is kept as sent (~20 KB); a larger
+    one is scaled down to the canvas, and one that still does not fit (noise) is halved
+    until it does, so no request can make the store keep more than that.
+    """
+    image = Image.fromarray(drawing)
+    if max(image.size) > CANVAS_SIDE:
+        image.thumbnail((CANVAS_SIDE, CANVAS_SIDE), Image.Resampling.LANCZOS)
+    data = _png(np.asarray(image))
+    while len(data) > MAX_STORED_DRAWING_BYTES and max(image.size) > 28:
+        image = image.resize((max(1, image.width // 2), max(1, image.height // 2)), Image.Resampling.LANCZOS)
+        data = _png(np.asarray(image))
+    return data
+
+
+def _write_png(image, path: Path) -> None:
+    """Write a PNG (an array, or its encoded bytes) durably: temporary file, flush, fsync, then rename into place."""
     with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".", suffix=".tmp", delete=False) as file:
         try:
-            Image.fromarray(array).save(file, format="PNG")
+            file.write(image if isinstance(image, bytes) else _png(image))
             file.flush()
             os.fsync(file.fileno())
         except BaseException:
@@ -198,8 +265,21 @@ class FeedbackStore:
         with self._connect() as db:
             db.execute("PRAGMA journal_mode=WAL")
             db.executescript(SCHEMA)
-            db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+            db.execute("BEGIN IMMEDIATE")  # another process may be migrating the same file
+            try:
+                present = {row[1] for row in db.execute("PRAGMA table_info(corrections)")}
+                for column, kind in ADDED_COLUMNS.items():
+                    if column not in present:
+                        db.execute(f"ALTER TABLE corrections ADD COLUMN {column} {kind}")
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('store_id', ?)", (uuid.uuid4().hex,))
+                db.execute("INSERT OR IGNORE INTO meta VALUES ('salt', ?)", (secrets.token_hex(16),))
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.executescript(INDEXES)
             self.store_id = db.execute("SELECT value FROM meta WHERE key = 'store_id'").fetchone()[0]
+            self._salt = db.execute("SELECT value FROM meta WHERE key = 'salt'").fetchone()[0]
 
     def __repr__(self):
         return f"FeedbackStore({str(self.directory)!r})"
@@ -215,12 +295,54 @@ class FeedbackStore:
         finally:
             db.close()
 
+    # -- senders and their limits
+    def identify(self, session=None, address=None) -> tuple[str | None, str | None]:
+        """Return (sender, origin): salted hashes of (session, address) and of the address alone.
+
+        Pseudonymous: the salt is this store's own, so the hashes cannot be compared with
+        another store's or reversed to an address without it. None where nothing is known.
+        """
+        def digest(*parts):
+            text = "\0".join([self._salt, *parts])
+            return hashlib.sha256(text.encode("utf-8", "replace")).hexdigest()[:16]
+
+        session, address = (str(v)[:200] if v is not None else None for v in (session, address))
+        sender = digest("sender", session or "", address or "") if session or address else None
+        origin = digest("origin", address) if address else None
+        return sender, origin
+
+    def check_limits(self, sender=None, origin=None, size: int = 0, db=None) -> None:
+        """Raise QuotaError if one more correction (``size`` bytes) from sender/origin is over a limit."""
+        if db is None:
+            with self._connect() as db:
+                return self.check_limits(sender, origin, size, db)
+        limit = limits()
+        now = datetime.datetime.now(datetime.timezone.utc)
+        since = {span: _timestamp(now - datetime.timedelta(**{span + "s": 1})) for span in ("minute", "day")}
+        for column, value, who in (("sender", sender, "you"), ("origin", origin, "your network")):
+            if value is None:
+                continue
+            for span, period in (("minute", "a minute; please wait a minute"), ("day", "a day; please come back tomorrow")):
+                allowed = limit[f"{column}_{span}"]
+                (count,) = db.execute(
+                    f"SELECT COUNT(*) FROM corrections WHERE {column} = ? AND created > ?", (value, since[span])
+                ).fetchone()
+                if count >= allowed:
+                    raise QuotaError(f"Too many corrections from {who}: at most {allowed} {period}.")
+        (stored,) = db.execute("SELECT COALESCE(SUM(bytes), 0) FROM corrections").fetchone()
+        if stored + size > limit["store_bytes"]:
+            raise QuotaError(
+                f"The corrections store is full ({limit['store_bytes'] / 1e6:g} MB): thank you, but no more can be kept now."
+            )
+
     # -- writing
-    def add(self, drawing, processed, label, model, predicted=None, probabilities=None) -> int:
+    def add(self, drawing, processed, label, model, predicted=None, probabilities=None, sender=None, origin=None) -> int:
         """Store one correction durably and return its id.
 
-        ``drawing`` is the uint8 image as sent, ``processed`` the uint8 (28, 28) image the
-        model read, ``probabilities`` the model's {"0": p0, …} answer. The images are on
+        ``drawing`` is the uint8 image as sent (kept at most 800×800, see ``drawing_png``),
+        ``processed`` the uint8 (28, 28) image the model read, ``probabilities`` the model's
+        {"0": p0, …} answer, ``sender``/``origin`` from ``identify`` (their quotas are checked
+        in the same transaction as the insert; QuotaError when over). The images are on
         disk, fsync'd, before the row is committed, so a returned id is never dangling.
         """
         drawing = _check_drawing(drawing)
@@ -231,24 +353,28 @@ class FeedbackStore:
         if not isinstance(model, str) or not model:
             raise ValueError("The model id must be a non-empty string.")
         answer = json.dumps({str(k): float(v) for k, v in (probabilities or {}).items()})
+        encoded = (drawing_png(drawing), _png(processed))
+        size = sum(map(len, encoded))
+        self.check_limits(sender, origin, size)  # refuse before writing anything
 
         name = uuid.uuid4().hex
         folder = self.images / name[:2]  # 256 subfolders keep every folder small, on disk and on the hub
         folder.mkdir(exist_ok=True)
         paths = (folder / f"{name}-drawing.png", folder / f"{name}-processed.png")
         try:
-            _write_png(drawing, paths[0])
-            _write_png(processed, paths[1])
+            _write_png(encoded[0], paths[0])
+            _write_png(encoded[1], paths[1])
             _fsync_dir(folder)
-            created = datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="milliseconds")
             relative = [p.relative_to(self.directory).as_posix() for p in paths]
             with self._connect() as db:
                 db.execute("BEGIN IMMEDIATE")
                 try:
+                    self.check_limits(sender, origin, size, db)  # again, now that no other writer can add
+                    created = _timestamp(datetime.datetime.now(datetime.timezone.utc))
                     cursor = db.execute(
-                        "INSERT INTO corrections (created, model, label, predicted, probabilities, drawing, processed)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (created, model, label, predicted, answer, *relative),
+                        "INSERT INTO corrections (created, model, label, predicted, probabilities, drawing, processed,"
+                        " sender, origin, bytes) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (created, model, label, predicted, answer, *relative, sender, origin, size),
                     )
                     db.execute("COMMIT")
                 except BaseException:
@@ -261,17 +387,53 @@ class FeedbackStore:
                     path.unlink()
             raise
 
+    def delete_sender(self, sender: str) -> list[dict]:
+        """Delete every correction whose sender (or origin) is ``sender``, and their images; return the rows.
+
+        The rows go first (one transaction), then the files; the snapshot is rewritten, so
+        the next hub sync uploads rows without them.
+        """
+        rows = self.rows(sender)
+        with self._connect() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany("DELETE FROM corrections WHERE id = ?", [(row["id"],) for row in rows])
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        for row in rows:
+            for key in ("drawing", "processed"):
+                with contextlib.suppress(OSError):
+                    (self.directory / row[key]).unlink()
+        self.write_snapshot()
+        return rows
+
     # -- reading
+    def senders(self) -> list[dict]:
+        """Return each sender with its count of corrections, bytes and last time, most corrections first."""
+        with self._connect() as db:
+            db.row_factory = sqlite3.Row
+            query = (
+                "SELECT sender, origin, COUNT(*) AS corrections, COALESCE(SUM(bytes), 0) AS bytes, MAX(created) AS last"
+                " FROM corrections GROUP BY sender, origin ORDER BY corrections DESC"
+            )
+            return [dict(row) for row in db.execute(query)]
+
     def count(self) -> int:
         """Return the number of stored corrections."""
         with self._connect() as db:
             return int(db.execute("SELECT COUNT(*) FROM corrections").fetchone()[0])
 
-    def rows(self) -> list[dict]:
-        """Return every correction as a dict, oldest first, with ``probabilities`` decoded."""
+    def rows(self, sender: str | None = None) -> list[dict]:
+        """Return every correction (or one sender's or origin's) as a dict, oldest first, ``probabilities`` decoded."""
         with self._connect() as db:
             db.row_factory = sqlite3.Row
-            rows = [dict(row) for row in db.execute("SELECT * FROM corrections ORDER BY id")]
+            if sender is None:
+                rows = [dict(row) for row in db.execute("SELECT * FROM corrections ORDER BY id")]
+            else:
+                query = "SELECT * FROM corrections WHERE sender = ? OR origin = ? ORDER BY id"
+                rows = [dict(row) for row in db.execute(query, (sender, sender))]
         for row in rows:
             row["probabilities"] = json.loads(row["probabilities"])
         return rows
@@ -337,6 +499,10 @@ class FeedbackStore:
         return path
 
 
+def _timestamp(moment: datetime.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
 # ---------------------------------------------------------------- the app's entry point
 
 _default_store = None
@@ -352,22 +518,25 @@ def default_store() -> FeedbackStore:
         return _default_store
 
 
-def record_correction(sketch, model, label, store=None) -> dict:
+def record_correction(sketch, model, label, store=None, session=None, address=None) -> dict:
     """Store a visitor's correction: the drawing, its true digit and what ``model`` answered.
 
-    Everything is checked before anything is written: the label (0–9), the model id, and
-    the drawing (EmptyDrawingError, InvalidImageError; all ValueErrors with short messages).
+    Everything is checked before anything is written: the label (0–9), the model id, the
+    visitor's quota (``session`` and client ``address``; QuotaError) and the drawing
+    (EmptyDrawingError, InvalidImageError; all ValueErrors with short messages).
     Returns {"id", "label", "predicted", "model"}.
     """
     from .registry import check_model_id, predict
 
     label = check_label(label)
     model = check_model_id(model)
+    store = store or default_store()
+    sender, origin = store.identify(session, address)
+    store.check_limits(sender, origin)  # before any decoding or model: a refused request costs little
     drawing = drawing_array(sketch)
     probabilities, processed = predict(drawing, model)  # refuses an empty canvas before loading a model
     predicted = int(max(probabilities, key=probabilities.get))
-    store = store or default_store()
-    row_id = store.add(drawing, processed, label, model, predicted, probabilities)
+    row_id = store.add(drawing, processed, label, model, predicted, probabilities, sender, origin)
     return {"id": row_id, "label": label, "predicted": predicted, "model": model}
 
 

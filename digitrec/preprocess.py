@@ -148,20 +148,53 @@ def to_ink_or_none(image) -> np.ndarray | None:
 def _open(source) -> Image.Image:
     """Open an image file lazily, refusing oversized or unreadable ones before decoding."""
     try:
-        image = Image.open(source)
+        image = open_header(source)
         check_size(*image.size)
         image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, Image.DecompressionBombError) as error:
+    except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise InvalidImageError(f"Could not read the image ({_short(error)}).") from None
     return image
+
+
+def open_header(source) -> Image.Image:
+    """Open an image lazily (only its header is read), calling an image too large for PIL too large.
+
+    PIL refuses a header over twice MAX_IMAGE_PIXELS (a 20000×20000 PNG) with its own
+    DecompressionBombError before the size can be checked; that becomes the same "too
+    large" answer as any other oversized image, with the size read from a PNG's header.
+    """
+    try:
+        return Image.open(source)
+    except Image.DecompressionBombError:
+        size = _png_size(source)
+        shown = f"{size[0]}×{size[1]} pixels" if size else "over 100 megapixels"
+        raise InvalidImageError(_too_large(shown)) from None
+
+
+def _png_size(source) -> tuple[int, int] | None:
+    """Return (width, height) from a PNG's IHDR chunk, or None for anything else."""
+    try:
+        if hasattr(source, "seek"):
+            source.seek(0)
+            head = source.read(24)
+        else:
+            with open(source, "rb") as file:
+                head = file.read(24)
+    except OSError:
+        return None
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")
+
+
+def _too_large(shown: str) -> str:
+    return f"Image is too large: {shown}; the largest accepted is {MAX_SIDE}×{MAX_SIDE}."
 
 
 def check_size(width: int, height: int) -> None:
     """Refuse an image over MAX_SIDE on either side, before any pixel is converted."""
     if width > MAX_SIDE or height > MAX_SIDE:
-        raise InvalidImageError(
-            f"Image is {width}×{height} pixels; the largest accepted is {MAX_SIDE}×{MAX_SIDE}."
-        )
+        raise InvalidImageError(_too_large(f"{width}×{height} pixels"))
 
 
 def _ink_from_pil(image: Image.Image) -> np.ndarray:

@@ -127,7 +127,7 @@ def test_explain_returns_a_heat_map_over_the_ink(client, one_per_label, tmp_path
     assert client.predict(sketch_of(path), model, False, api_name="/explain") is None
 
 
-def upload_drawing(app_url, png_bytes, part="composite"):
+def upload_drawing(app_url, png_bytes, part="composite", drawing_id=None):
     """Upload a drawing the way the browser's sketchpad does (by id, to component_server); return the id."""
     import json
     import urllib.request
@@ -136,7 +136,7 @@ def upload_drawing(app_url, png_bytes, part="composite"):
     with urllib.request.urlopen(f"{app_url}config", timeout=10) as response:
         config = json.load(response)
     sketch_id = next(c["id"] for c in config["components"] if c["type"] == "imageeditor")
-    drawing_id = uuid.uuid4().hex[:11]
+    drawing_id = drawing_id or uuid.uuid4().hex[:11]
     fields = {"component_id": str(sketch_id), "session_hash": uuid.uuid4().hex, "fn_name": "accept_blobs",
               "id": drawing_id, "type": part, "index": "null"}
     boundary = uuid.uuid4().hex
@@ -169,11 +169,16 @@ def test_every_event_reads_a_drawing_sent_by_id(client, app_url, one_per_label):
 
 
 def test_oversized_drawing_sent_by_id_is_refused_and_the_server_keeps_serving(client, app_url, one_per_label, tmp_path):
+    """Refused when uploaded (413, before it is kept), and the event naming it gets the same message."""
+    import urllib.error
+
     from digitrec.preprocess import MAX_SIDE
 
-    huge = {"background": None, "layers": [], "composite": None,
-            "id": upload_drawing(app_url, png_bytes(Image.new("1", (MAX_SIDE + 1, 8), 1)))}
-    with pytest.raises(AppError, match="largest accepted"):
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        upload_drawing(app_url, png_bytes(Image.new("1", (MAX_SIDE + 1, 8), 1)), drawing_id="huge-drawing")
+    assert refused.value.code == 413 and "too large" in refused.value.read().decode()
+    huge = {"background": None, "layers": [], "composite": None, "id": "huge-drawing"}
+    with pytest.raises(AppError, match="too large.*largest accepted"):
         client.predict(huge, "cnn", api_name="/predict")
     path = tmp_path / "two.png"
     Image.fromarray(one_per_label[2]).save(path)

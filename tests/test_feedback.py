@@ -402,3 +402,105 @@ def test_finetune_cli_writes_weights_with_the_old_training_info(numpy_weights, h
 def test_finetune_cli_without_corrections(tmp_path, capsys):
     assert finetune.main(["--model", "numpy", "--data-dir", str(tmp_path)]) == 1
     assert "nothing to fine-tune" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------- limits and senders (issue 12)
+
+
+def who(identity):
+    """add()'s keyword arguments for an identify() answer."""
+    return dict(zip(("sender", "origin"), identity))
+
+
+def test_a_drawing_is_stored_at_most_canvas_sized_and_small(tmp_path):
+    store = FeedbackStore(tmp_path)
+    big = np.full((3000, 2000, 3), 255, np.uint8)
+    big[500:2500, 900:1100] = 0
+    store.add(big, processed_digit(), 1, "cnn")
+    noise = np.random.default_rng(0).integers(0, 256, (800, 800, 4), dtype=np.uint8)
+    store.add(noise, processed_digit(), 1, "cnn")
+    first, second = store.rows()
+    with Image.open(tmp_path / first["drawing"]) as image:
+        assert image.size == (533, 800)  # aspect ratio kept
+    assert (tmp_path / second["drawing"]).stat().st_size <= feedback.MAX_STORED_DRAWING_BYTES
+    for row in (first, second):
+        on_disk = sum((tmp_path / row[key]).stat().st_size for key in ("drawing", "processed"))
+        assert row["bytes"] == on_disk <= 100_000
+
+
+def test_senders_are_pseudonymous_and_stable(tmp_path):
+    store = FeedbackStore(tmp_path)
+    sender, origin = store.identify("session-a", "10.1.2.3")
+    assert sender and origin and "10.1.2.3" not in sender + origin
+    assert FeedbackStore(tmp_path).identify("session-a", "10.1.2.3") == (sender, origin)  # the salt is the store's
+    assert store.identify("session-b", "10.1.2.3")[1] == origin != store.identify("session-b", "10.1.2.3")[0]
+    assert FeedbackStore(tmp_path / "other").identify("session-a", "10.1.2.3") != (sender, origin)
+    assert store.identify(None, None) == (None, None)
+
+
+def test_quota_per_sender_per_address_and_store_size(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITREC_FEEDBACK_PER_MINUTE", "2")
+    monkeypatch.setenv("DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE", "3")
+    store = FeedbackStore(tmp_path)
+    visitor = store.identify("s1", "10.0.0.1")
+    for i in range(2):
+        store.add(drawing(i), processed_digit(), 1, "cnn", sender=visitor[0], origin=visitor[1])
+    with pytest.raises(feedback.QuotaError, match="Too many corrections from you: at most 2 a minute"):
+        store.add(drawing(), processed_digit(), 1, "cnn", sender=visitor[0], origin=visitor[1])
+    second = store.identify("s2", "10.0.0.1")  # a new session from the same address
+    store.add(drawing(), processed_digit(), 1, "cnn", sender=second[0], origin=second[1])
+    with pytest.raises(feedback.QuotaError, match="from your network: at most 3 a minute"):
+        store.add(drawing(), processed_digit(), 1, "cnn", sender=second[0], origin=second[1])
+    store.add(drawing(), processed_digit(), 1, "cnn", **who(store.identify("s3", "10.0.0.2")))  # others are not affected
+    monkeypatch.setenv("DIGITREC_STORE_MAX_MB", "0.001")
+    with pytest.raises(feedback.QuotaError, match="store is full"):
+        store.add(drawing(), processed_digit(), 1, "cnn")
+    assert store.count() == 4
+    assert list(tmp_path.rglob("*.tmp")) == [] and len(list((tmp_path / "images").rglob("*.png"))) == 8
+
+
+def test_record_correction_refuses_over_quota_before_reading_the_drawing(tmp_path, monkeypatch):
+    monkeypatch.setenv("DIGITREC_FEEDBACK_PER_DAY", "0")
+    store = FeedbackStore(tmp_path)
+    with pytest.raises(feedback.QuotaError, match="at most 0 a day"):
+        record_correction("not even an image", "numpy", 3, store=store, session="s", address="10.0.0.1")
+    assert store.count() == 0
+
+
+def test_an_old_store_gets_the_sender_columns(tmp_path):
+    import sqlite3
+
+    old_schema = feedback.SCHEMA.replace(",\n    sender TEXT,\n    origin TEXT,\n    bytes INTEGER", "")
+    assert "sender" not in old_schema
+    with sqlite3.connect(tmp_path / feedback.DB_NAME) as db:
+        db.executescript(old_schema)
+        db.execute("INSERT INTO corrections (created, model, label, probabilities, drawing, processed)"
+                   " VALUES ('2026-01-01T00:00:00.000+00:00', 'cnn', 3, '{}', 'a.png', 'b.png')")
+    store = FeedbackStore(tmp_path)
+    (row,) = store.rows()
+    assert row["label"] == 3 and row["sender"] is None and row["bytes"] is None
+    store.add(drawing(), processed_digit(), 4, "cnn", **who(store.identify("s", "10.0.0.1")))
+    assert store.rows()[1]["sender"] is not None
+
+
+def test_one_senders_rows_and_files_are_listed_and_deleted_and_leave_the_snapshot(tmp_path):
+    store = FeedbackStore(tmp_path)
+    abuser, visitor = store.identify("bad", "10.6.6.6"), store.identify("good", "10.1.1.1")
+    for i in range(3):
+        store.add(drawing(i), processed_digit(), i, "cnn", **who(abuser))
+    store.add(drawing(), processed_digit(), 9, "cnn", **who(visitor))
+    store.write_snapshot()
+    run = [sys.executable, "-m", "training.corrections", "--data-dir", str(tmp_path)]
+    listed = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    assert abuser[0] in listed.stdout.splitlines()[1]  # most corrections first
+    found = subprocess.run([*run, "--sender", abuser[0]], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "found 3 corrections" in found.stdout and store.count() == 4
+    files = [tmp_path / row[key] for row in store.rows(abuser[0]) for key in ("drawing", "processed")]
+    deleted = subprocess.run([*run, "--sender", abuser[1], "--delete"], cwd=ROOT, capture_output=True, text=True,
+                             timeout=120)  # by origin: every session from that address
+    assert deleted.returncode == 0 and "deleted 3 corrections" in deleted.stdout
+    assert [row["label"] for row in store.rows()] == [9]
+    assert not any(path.exists() for path in files)
+    snapshot = [json.loads(line) for line in (tmp_path / "snapshots" / f"{store.store_id}.jsonl").read_text().splitlines()]
+    assert [row["label"] for row in snapshot] == [9]
