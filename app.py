@@ -340,13 +340,15 @@ CSS = """
 #processed img, #heatmap img { image-rendering: pixelated; }
 /* Phones: the drawing square takes the width, and the tool palette moves under it. */
 @media (max-width: 640px) {
-  .main.app { padding-left: 6px !important; padding-right: 6px !important; }
   #sketch { height: calc(100vw + 48px) !important; }
   #sketch .toolbar-wrap { top: auto !important; bottom: 6px; left: 50% !important; transform: translateX(-50%);
                           width: auto !important; flex-direction: row !important; }
   #sketch .toolbar-wrap .half-container { flex-direction: row !important; }
 }
 """
+# The page's side margins sit outside the part of the page that ``css`` (which gradio
+# scopes to the app's content) reaches, so the phone's narrower margins go in the head.
+HEAD = "<style>@media (max-width: 640px) { .gradio-container .main.app { padding-left: 6px; padding-right: 6px; } }</style>"
 
 with gr.Blocks(title="digitrec — handwritten digits") as demo:
     drawing = gr.State(None)  # the drawing on the canvas as the server read it ({"png", "x"}), or None
@@ -453,6 +455,7 @@ guard.start_cleaner([(PROCESSED_DIR, True), (GRADIO_TEMP, False)], min(CACHE_SEC
 if __name__ == "__main__":
     demo.launch(
         css=CSS,
+        head=HEAD,
         blocked_paths=[str(feedback.data_dir())],
         max_file_size=MAX_UPLOAD_BYTES,
         app_kwargs=guard.body_limit(MAX_REQUEST_BYTES),

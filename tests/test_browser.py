@@ -402,9 +402,14 @@ def test_yes_stores_the_shown_answer(open_page, pendigits, app_data_dir):
 
 
 def test_phone_answer_is_on_screen_after_predict(open_page, pendigits):
-    """On a phone, tap Predict right after lifting the finger: the answer is in view without scrolling."""
+    """On a phone the drawing square takes the width, uncovered; tap Predict at once: the answer is in view."""
     width, height = 390, 844
     page = open_page(viewport={"width": width, "height": height}, device_scale_factor=2, is_mobile=True, has_touch=True)
+    x, y, side = drawing_area(page)
+    assert side >= 0.75 * width, f"the drawing square is {side:.0f} px wide on a {width} px screen"
+    palette = page.locator(f"{SKETCH} .toolbar-wrap").first.bounding_box()
+    overlaps = palette["x"] < x + side and x < palette["x"] + palette["width"] and palette["y"] < y + side and y < palette["y"] + palette["height"]
+    assert not overlaps, f"the tool palette {palette} covers the drawing square {(x, y, side)}"
     select_brush(page, tap=True)
     truth = draw(page, pendigits, *PHONE_PICK, touch=True)
     shown, _ = predict(page, tap=True)
