@@ -149,12 +149,18 @@ def classify(sketch, model):
 
 
 def compare(sketch):
-    """Read one sketch with all three models: a label for each, and the processed image."""
-    labels = []
-    for model in digitrec.MODEL_IDS:
-        probs, processed = _predict(sketch, model)
-        labels.append(probs)
-    return (*labels, png_path(enlarge(processed)))
+    """Read one sketch with all three models: a label for each, and the processed image.
+
+    The drawing is preprocessed once; each model then reads the same 28×28 image.
+    """
+    try:
+        x = preprocess(sketch)
+    except EmptyDrawingError as error:
+        raise _refuse(error, "Nothing to read") from None
+    except ValueError as error:
+        raise _refuse(error) from None
+    labels = [digitrec.registry.classify(x, model) for model in digitrec.MODEL_IDS]
+    return (*labels, png_path(enlarge(to_uint8(x))))
 
 
 def explain(sketch, model, show):
