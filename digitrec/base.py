@@ -1,35 +1,26 @@
-"""The interface every model shares: ``predict_proba``, ``save`` and ``load``.
+"""The interface every model shares: ``predict_proba``, ``fit``, ``save`` and ``load``.
 
-A model's weights never travel alone. ``save`` writes the weights file and, beside it,
-a manifest ``<model_id>.json`` holding the format version, the architecture config that
-rebuilds the network, the parameter count, the training settings, the measured metrics
-and the weights file's SHA-256 (as nanoGPT keeps ``model_args`` beside its weights).
-``load`` refuses a manifest of another format version or a file whose checksum differs.
+A model's weights never travel alone: ``save`` writes the weights file and its manifest
+(``digitrec/manifest.py``), and ``load`` refuses a manifest of another format version or
+a weights file whose checksum differs. ``fit`` has one signature for every model, so
+training and fine-tuning use the same loop; each class carries its own training defaults.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 
-FORMAT_VERSION = 1
+from . import manifest as manifests
+from .manifest import sha256_of
+
 CLASSES = 10
+FINAL_FRACTION = 0.01  # by default the learning rate decays to 1 % of its peak
 
 
 class ChecksumError(ValueError):
     """Raised when a weights file does not match the checksum in its manifest."""
-
-
-def sha256_of(path: Path) -> str:
-    """Return the hex SHA-256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def check_batch(x) -> np.ndarray:
@@ -45,14 +36,21 @@ def check_batch(x) -> np.ndarray:
 
 
 class Model:
-    """Base class: subclasses set ``model_id``, ``display_name`` and ``weights_suffix``."""
+    """Base class: subclasses set ``model_id``, ``display_name``, ``weights_suffix`` and ``training_defaults``."""
 
     model_id = ""
     display_name = ""
     weights_suffix = ""
+    # fit's settings when training from scratch; clean_epochs are the last epochs, without augmentation
+    training_defaults = dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0)
 
     def __init__(self, **config):
         self.config = config
+
+    @classmethod
+    def fresh(cls, seed: int = 0, **config) -> "Model":
+        """Return a new untrained model (``config`` over the class's defaults) whose first weights come from ``seed``."""
+        return cls(**config)
 
     # -- what subclasses implement
     def predict_proba(self, x) -> np.ndarray:
@@ -64,6 +62,17 @@ class Model:
         return np.concatenate(
             [self.predict_proba(x[i : i + batch_size]).argmax(axis=1) for i in range(0, len(x), batch_size)]
         )
+
+    def fit(self, x, y, *, epochs, batch_size=128, learning_rate=1e-3, final_learning_rate=None, augment=None,
+            seed=0, validation=None, on_epoch=None) -> list[dict]:
+        """Train on images ``x`` (N, 28, 28) and labels ``y``; return one history row per epoch.
+
+        The learning rate falls along a cosine from ``learning_rate`` to ``final_learning_rate``
+        (default: a hundredth of it; equal values keep it constant); ``augment(batch, rng)`` distorts each mini-batch;
+        ``validation`` (x, y) adds ``val_accuracy`` to each row; ``on_epoch(epoch, row)``
+        reports progress. Training and fine-tuning both call this, so a model learns one way.
+        """
+        raise NotImplementedError
 
     def input_gradient(self, x, classes) -> np.ndarray:
         """Return d log p(class) / d x for each image of ``x`` (N, 28, 28): what moved the answer."""
@@ -89,8 +98,7 @@ class Model:
         directory.mkdir(parents=True, exist_ok=True)
         weights_path = directory / f"{self.model_id}{self.weights_suffix}"
         self._save_weights(weights_path)
-        manifest = {
-            "format_version": FORMAT_VERSION,
+        self.manifest = {
             "model_id": self.model_id,
             "display_name": self.display_name,
             "weights_file": weights_path.name,
@@ -101,16 +109,12 @@ class Model:
             "training": training or {},
             "metrics": metrics or {},
         }
-        manifest_path = directory / f"{self.model_id}.json"
-        with open(manifest_path, "w") as file:
-            json.dump(manifest, file, indent=2)
-            file.write("\n")
-        return manifest_path
+        return manifests.write(manifests.path_for(directory, self.model_id), self.manifest)
 
     @classmethod
     def load(cls, manifest_path, weights_path=None) -> "Model":
         """Rebuild the model from its manifest and load the weights, verifying their checksum."""
-        manifest = read_manifest(manifest_path)
+        manifest = manifests.read(manifest_path)
         if manifest["model_id"] != cls.model_id:
             raise ValueError(f"{manifest_path} describes model {manifest['model_id']!r}, not {cls.model_id!r}.")
         weights_path = Path(weights_path) if weights_path else Path(manifest_path).parent / manifest["weights_file"]
@@ -123,13 +127,3 @@ class Model:
         model._load_weights(weights_path)
         model.manifest = manifest
         return model
-
-
-def read_manifest(path) -> dict:
-    """Read a manifest and check its format version."""
-    with open(path) as file:
-        manifest = json.load(file)
-    version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
-        raise ValueError(f"{path}: format version {version!r}; this code reads version {FORMAT_VERSION}.")
-    return manifest

@@ -16,6 +16,8 @@ from .keras_model import KerasModel
 class KerasCNN(KerasModel):
     model_id = "cnn"
     display_name = "Keras CNN"
+    # the last 3 epochs without augmentation settle the members on real drawings (training/train.py)
+    training_defaults = dict(epochs=30, batch_size=128, learning_rate=2e-3, clean_epochs=3)
 
     def __init__(self, filters=(32, 64), dense_units=256, dropout=0.4, members=2):
         if int(members) < 1:

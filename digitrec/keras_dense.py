@@ -10,6 +10,7 @@ from .keras_model import KerasModel
 class KerasDense(KerasModel):
     model_id = "dense"
     display_name = "Keras dense network"
+    training_defaults = dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0)
 
     def __init__(self, hidden=(1024, 1024), dropout=0.3):
         super().__init__(hidden=[int(h) for h in hidden], dropout=float(dropout))

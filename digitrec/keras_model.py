@@ -16,7 +16,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import Model, check_batch  # noqa: E402
+from .base import FINAL_FRACTION, Model, check_batch  # noqa: E402
 
 
 class KerasModel(Model):
@@ -55,6 +55,12 @@ class KerasModel(Model):
         classes = tf.convert_to_tensor(np.asarray(classes, dtype=np.int32))
         return np.asarray(self._gradient(tf.convert_to_tensor(x), classes), dtype=np.float32)
 
+    @classmethod
+    def fresh(cls, seed=0, **config):
+        """Return a new model built after seeding Keras, so its first weights repeat from run to run."""
+        keras.utils.set_random_seed(seed)
+        return cls(**config)
+
     @staticmethod
     def build(**config) -> keras.Model:
         raise NotImplementedError
@@ -68,6 +74,42 @@ class KerasModel(Model):
 
     def training_accuracy(self, y_true, y_pred):
         return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
+
+    def fit(self, x, y, *, epochs, batch_size=128, learning_rate=1e-3, final_learning_rate=None, augment=None,
+            seed=0, validation=None, on_epoch=None):
+        """Train ``training_network`` with Adam on shuffled mini-batches, reproducible from ``seed``.
+
+        Batches are drawn from (seed, epoch, batch), so a resumed run sees the same batches;
+        the loss is the class's ``training_loss`` (for the CNN, each member's own).
+        """
+        x = check_batch(x)
+        y = np.asarray(y, dtype=np.int64)
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} images but {len(y)} labels.")
+        final_learning_rate = learning_rate * FINAL_FRACTION if final_learning_rate is None else final_learning_rate
+        keras.utils.set_random_seed(seed)
+        steps = int(np.ceil(len(x) / batch_size))
+        schedule = learning_rate
+        if final_learning_rate != learning_rate:
+            schedule = keras.optimizers.schedules.CosineDecay(
+                learning_rate, epochs * steps, alpha=final_learning_rate / learning_rate
+            )
+        network = self.training_network()
+        network.compile(
+            optimizer=keras.optimizers.Adam(schedule),
+            loss=self.training_loss,
+            metrics=[keras.metrics.MeanMetricWrapper(self.training_accuracy, name="accuracy")],
+        )
+        callbacks = []
+        if on_epoch is not None:
+            callbacks.append(keras.callbacks.LambdaCallback(
+                on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, {"epoch": epoch + 1, **_floats(logs)})
+            ))
+        history = network.fit(
+            _Batches(x, y, batch_size, seed, augment), epochs=epochs, validation_data=validation,
+            callbacks=callbacks, verbose=2 if on_epoch is None else 0,
+        )
+        return [{"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items()}} for i in range(epochs)]
 
     def predict_proba(self, x):
         x = check_batch(x)
@@ -84,3 +126,31 @@ class KerasModel(Model):
 
     def _load_weights(self, path: Path):
         self.network.load_weights(str(path))
+
+
+def _floats(logs):
+    return {name: float(value) for name, value in (logs or {}).items()}
+
+
+class _Batches(keras.utils.PyDataset):
+    """Shuffled mini-batches, each distorted by ``augment`` if given, reproducible from (seed, epoch, batch)."""
+
+    def __init__(self, x, y, batch_size, seed, augment):
+        super().__init__()
+        self.x, self.y, self.batch_size, self.seed, self.augment = x, y, batch_size, seed, augment
+        self.epoch = 0
+        self.order = np.random.default_rng((seed, 0)).permutation(len(x))
+
+    def __len__(self):
+        return int(np.ceil(len(self.x) / self.batch_size))
+
+    def __getitem__(self, index):
+        chosen = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        batch = self.x[chosen]
+        if self.augment is not None:
+            batch = self.augment(batch, np.random.default_rng((self.seed, self.epoch, index)))
+        return batch, self.y[chosen]
+
+    def on_epoch_end(self):
+        self.epoch += 1
+        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.x))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CLASSES, Model, check_batch
+from .base import CLASSES, FINAL_FRACTION, Model, check_batch
 
 
 def relu(z):
@@ -35,7 +35,9 @@ class NumpyNet(Model):
     display_name = "Numpy network (from scratch)"
     weights_suffix = ".npz"
 
-    def __init__(self, sizes=(784, 800, 800, 10), dropout=0.0, seed=0, dtype="float32"):
+    training_defaults = dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0)
+
+    def __init__(self, sizes=(784, 800, 800, 10), dropout=0.2, seed=0, dtype="float32"):
         """Create a network with layer ``sizes``, He-initialised so ReLU layers keep their scale."""
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != CLASSES:
@@ -50,6 +52,11 @@ class NumpyNet(Model):
             for n_in, n_out in zip(sizes[:-1], sizes[1:])
         ]
         self.biases = [np.zeros(n_out, dtype=self.dtype) for n_out in sizes[1:]]
+
+    @classmethod
+    def fresh(cls, seed=0, **config):
+        """Return a new network whose He-initialised weights are drawn from ``seed``."""
+        return cls(seed=seed, **config)
 
     # ------------------------------------------------------------ inference
     def feedforward(self, a):
@@ -136,28 +143,18 @@ class NumpyNet(Model):
             nabla_w[-layer] = delta.T @ activations[-layer - 1]
         return cost, nabla_b, nabla_w
 
-    def fit(
-        self,
-        x,
-        y,
-        epochs=20,
-        batch_size=128,
-        learning_rate=1e-3,
-        final_learning_rate=1e-5,
-        weight_decay=0.0,
-        augment=None,
-        seed=0,
-        on_epoch=None,
-    ):
-        """Train with mini-batch Adam, the learning rate decaying by cosine to ``final_learning_rate``.
+    def fit(self, x, y, *, epochs, batch_size=128, learning_rate=1e-3, final_learning_rate=None, augment=None,
+            seed=0, validation=None, on_epoch=None):
+        """Train with mini-batch Adam written out by hand (``Model.fit`` documents the arguments).
 
-        ``augment(batch, rng)`` may distort each mini-batch of (B, 28, 28) images before it is
-        used; ``on_epoch(epoch, history_row)`` reports progress. Returns the history as a list.
+        Each step backpropagates one mini-batch (``backprop``) and moves every weight by
+        Adam's bias-corrected ratio of the gradient's running mean to its running RMS.
         """
         x = check_batch(x)
         y = np.asarray(y, dtype=np.int64)
         if len(x) != len(y):
             raise ValueError(f"{len(x)} images but {len(y)} labels.")
+        final_learning_rate = learning_rate * FINAL_FRACTION if final_learning_rate is None else final_learning_rate
         rng = np.random.default_rng(seed)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
         m_w = [np.zeros_like(w) for w in self.weights]
@@ -170,7 +167,7 @@ class NumpyNet(Model):
         history = []
         for epoch in range(epochs):
             order = rng.permutation(len(x))
-            losses, correct = [], 0
+            losses = []
             for start in range(0, len(x), batch_size):
                 index = order[start : start + batch_size]
                 batch = x[index]
@@ -195,9 +192,10 @@ class NumpyNet(Model):
                         v *= beta2
                         v += (1 - beta2) * grad * grad
                         param -= (eta * (m / correction1) / (np.sqrt(v / correction2) + eps)).astype(self.dtype)
-                    if weight_decay:
-                        self.weights[i] *= 1 - eta * weight_decay
             row = {"epoch": epoch + 1, "loss": float(np.mean(losses)), "learning_rate": float(eta)}
+            if validation is not None:
+                x_valid, y_valid = validation
+                row["val_accuracy"] = float((self.predict_labels(x_valid) == np.asarray(y_valid)).mean())
             history.append(row)
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)

@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import importlib
-import json
 import threading
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from . import manifest as manifests
 from .preprocess import preprocess, to_uint8
 from .weights import bundled_dir
 
-# Model id → (module, class). Modules are imported on first use, so using the numpy
-# model never loads tensorflow.
+# Model id → "module:Class". A new model is one module plus one line here: everything else
+# (MODELS, the app's choices and comparison, training, fine-tuning, benchmarks) reads this
+# dict. Modules are imported on first use, so using the numpy model never loads tensorflow.
 REGISTRY = {
-    "cnn": ("digitrec.keras_cnn", "KerasCNN"),
-    "dense": ("digitrec.keras_dense", "KerasDense"),
-    "numpy": ("digitrec.numpy_net", "NumpyNet"),
+    "cnn": "digitrec.keras_cnn:KerasCNN",
+    "dense": "digitrec.keras_dense:KerasDense",
+    "numpy": "digitrec.numpy_net:NumpyNet",
 }
-MODEL_IDS = tuple(REGISTRY)
-_DISPLAY_NAMES = {"cnn": "Keras CNN", "dense": "Keras dense network", "numpy": "Numpy network (from scratch)"}
 _loaded = {}
 _lock = threading.Lock()
 
@@ -28,17 +28,33 @@ class UnknownModelError(ValueError):
     """Raised for a model id that is not one of MODEL_IDS."""
 
 
+class _ModelIds(Sequence):
+    """The registered model ids in order; a live view of REGISTRY, so a model added later is seen everywhere."""
+
+    def __getitem__(self, index):
+        return tuple(REGISTRY)[index]
+
+    def __len__(self):
+        return len(REGISTRY)
+
+    def __repr__(self):
+        return repr(tuple(REGISTRY))
+
+
+MODEL_IDS = _ModelIds()
+
+
 def model_class(model_id):
     """Return the class of the model with this id."""
-    module, name = REGISTRY[check_model_id(model_id)]
+    module, name = REGISTRY[check_model_id(model_id)].split(":")
     return getattr(importlib.import_module(module), name)
 
 
 def check_model_id(model_id) -> str:
     """Return ``model_id`` if it names a model, else raise UnknownModelError listing the valid ids."""
-    if not isinstance(model_id, str) or model_id not in MODEL_IDS:
+    if not isinstance(model_id, str) or model_id not in REGISTRY:
         shown = repr(model_id) if len(repr(model_id)) <= 40 else repr(model_id)[:37] + "..."
-        raise UnknownModelError(f"Unknown model {shown}; valid models: {', '.join(MODEL_IDS)}.")
+        raise UnknownModelError(f"Unknown model {shown}; valid models: {', '.join(REGISTRY)}.")
     return model_id
 
 
@@ -57,27 +73,39 @@ def get_model(model_id):
     return model
 
 
-def describe_models() -> dict:
-    """Return model id → description (name, architecture, parameters, training, metrics) from the manifests."""
-    described = {}
-    for model_id in MODEL_IDS:
-        path = bundled_dir() / f"{model_id}.json"
-        try:
-            with open(path) as file:
-                manifest = json.load(file)
-        except (OSError, ValueError):
-            manifest = {}
-        described[model_id] = {
-            "name": manifest.get("display_name", _DISPLAY_NAMES[model_id]),
-            "architecture": manifest.get("architecture", "(no weights yet)"),
-            "params": manifest.get("params"),
-            "training": manifest.get("training", {}),
-            "metrics": manifest.get("metrics", {}),
-        }
-    return described
+def describe(model_id) -> dict:
+    """Return a model's description (name, architecture, parameters, training, metrics, source).
+
+    It comes from the manifest of the weights that serve once the model is loaded (hub or
+    bundled), and from the bundled manifest before, so nothing is loaded just to be named.
+    """
+    check_model_id(model_id)
+    model = _loaded.get(model_id)
+    if model is not None:
+        return {**manifests.describe(model.manifest, model_id), "source": getattr(model, "source", "")}
+    try:
+        manifest = manifests.read(manifests.path_for(bundled_dir(), model_id))
+    except (OSError, ValueError):  # no weights yet: the class still knows its name
+        return {**manifests.describe({}, model_id, model_class(model_id).display_name), "source": ""}
+    return {**manifests.describe(manifest, model_id), "source": ""}
 
 
-MODELS = describe_models()
+class _Models(Mapping):
+    """Model id → ``describe(model_id)``, read on access so it always tells about the serving weights."""
+
+    def __getitem__(self, model_id):
+        if model_id not in REGISTRY:
+            raise KeyError(model_id)
+        return describe(model_id)
+
+    def __iter__(self):
+        return iter(tuple(REGISTRY))
+
+    def __len__(self):
+        return len(REGISTRY)
+
+
+MODELS = _Models()
 
 
 def predict(image, model_id="cnn", method="mnist"):

@@ -43,7 +43,7 @@ def download_from_hub(model_id: str, repo: str, revision: str, local_files_only:
     """Return local paths of ``<id>.json`` and the weights file it names, fetched with hf_hub_download."""
     from huggingface_hub import hf_hub_download
 
-    from .base import read_manifest
+    from .manifest import read as read_manifest
 
     manifest_path = Path(
         hf_hub_download(repo, f"{model_id}.json", revision=revision, local_files_only=local_files_only)

@@ -9,7 +9,6 @@ module runs in about a minute. ``python -m pytest tests/test_abuse.py -s`` print
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sqlite3
@@ -429,7 +428,7 @@ def test_client_errors_log_one_line_each_and_cannot_forge_lines(server):
         added = file.read().decode(errors="replace")
     lines = added.splitlines()
     figure("log of 5 client errors", f"{len(added)} bytes, {len(lines)} lines, "
-           f"{added.count('Traceback')} tracebacks, forged line: {any(l.startswith(forged) for l in lines)}")
+           f"{added.count('Traceback')} tracebacks, forged line: {any(line.startswith(forged) for line in lines)}")
     assert "Traceback" not in added
     assert not any(line.startswith(forged) for line in lines)
     assert len(added) <= 5 * 400

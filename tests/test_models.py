@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import digitrec
-from digitrec.base import FORMAT_VERSION, Model, sha256_of
+from digitrec.base import Model
+from digitrec.manifest import FORMAT_VERSION, sha256_of
 
 MODEL_IDS = ("cnn", "dense", "numpy")
 

@@ -8,7 +8,7 @@ import huggingface_hub.constants
 from huggingface_hub import ModelCard
 
 import digitrec
-from digitrec.base import read_manifest, sha256_of
+from digitrec.manifest import read as read_manifest, sha256_of
 from digitrec.numpy_net import NumpyNet
 from digitrec.weights import bundled_dir, load_weights
 from training.publish import build_folder

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import digitrec
-from digitrec.base import read_manifest
+from digitrec.manifest import read as read_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def run(module, *args):
 
 def run_training(*args):
     """Run the training entry on a small slice with these arguments; return its output."""
-    result = run("training.train", "--copies", "1", "--skip-drawn-eval", *args)
+    result = run("training.train", "--copies", "1", *args)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     return result.stdout
 
@@ -74,15 +74,14 @@ def test_resume_repeats_exactly_the_clean_epochs_of_one_run(tmp_path):
 
     other_data = run(
         "training.train", *small, "--copies", "1", "--no-distort-strokes", "--clean-epochs", "1",
-        "--resume", tmp_path / "first" / "cnn.json", "--out", tmp_path / "other", "--skip-drawn-eval",
+        "--resume", tmp_path / "first" / "cnn.json", "--out", tmp_path / "other",
     )
     assert other_data.returncode != 0 and "stroke_distortion" in other_data.stderr
     assert not (tmp_path / "other" / "cnn.json").exists()
 
 
 def test_resume_without_clean_epochs_is_refused(tmp_path):
-    result = run("training.train", "--model", "dense", "--resume", tmp_path / "dense.json", "--limit", "50",
-                 "--skip-drawn-eval")
+    result = run("training.train", "--model", "dense", "--resume", tmp_path / "dense.json", "--limit", "50")
     assert result.returncode != 0 and "--clean-epochs" in result.stderr
 
 

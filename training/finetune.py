@@ -27,9 +27,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from digitrec.registry import MODEL_IDS, model_class  # noqa: E402
 from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist  # noqa: E402
-from training.train import DEFAULTS, accuracy  # noqa: E402
+from training.train import accuracy  # noqa: E402
 
 CORRECTION_SHARE = 0.1  # the corrections are repeated to about this share of the fine-tuning set
 LEARNING_RATE_FACTOR = 0.1  # fine-tuning uses a tenth of the model's original peak learning rate
@@ -37,7 +38,7 @@ LEARNING_RATE_FACTOR = 0.1  # fine-tuning uses a tenth of the model's original p
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["cnn", "dense", "numpy", "all"], required=True)
+    parser.add_argument("--model", choices=[*MODEL_IDS, "all"], required=True)
     parser.add_argument("--data-dir", type=Path, help="corrections folder (default: digitrec.feedback.data_dir())")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--mix", type=int, default=20000, help="original training images mixed in")
@@ -152,41 +153,21 @@ def fresh_model(model_id):
 
     The app's model (``get_model``) is shared by every request, so it is never trained in place.
     """
-    from digitrec.registry import model_class
     from digitrec.weights import load_weights
 
     return load_weights(model_class(model_id))
 
 
 def train(model, x, y, epochs, batch_size, learning_rate, seed=0, augment=True):
-    """Continue training ``model`` on (x, y) with Adam, the learning rate decaying by cosine to a tenth."""
-    rng = np.random.default_rng(seed)
-    augment_fn = augment_batch if augment else None
-    if model.model_id == "numpy":
-        return model.fit(
-            x,
-            y,
-            epochs=epochs,
-            batch_size=batch_size,
-            learning_rate=learning_rate,
-            final_learning_rate=learning_rate * 0.1,
-            augment=augment_fn,
-            seed=seed,
-        )
-    import keras
+    """Continue training ``model`` through its own ``fit``, the learning rate decaying by cosine to a tenth.
 
-    keras.utils.set_random_seed(seed)
-    steps = epochs * int(np.ceil(len(x) / batch_size))
-    schedule = keras.optimizers.schedules.CosineDecay(learning_rate, steps, alpha=0.1)
-    model.network.compile(optimizer=keras.optimizers.Adam(schedule), loss="sparse_categorical_crossentropy")
-    history = []
-    for epoch in range(epochs):
-        epoch_x = x
-        if augment_fn is not None:  # a fresh distortion of every image each epoch, in chunks to bound memory
-            epoch_x = np.concatenate([augment_fn(x[i : i + 4096], rng) for i in range(0, len(x), 4096)])
-        result = model.network.fit(epoch_x, y, epochs=1, batch_size=batch_size, shuffle=True, verbose=0)
-        history.append({"epoch": epoch + 1, "loss": float(result.history["loss"][-1])})
-    return history
+    The same ``fit`` trains the model from scratch, so fine-tuning learns the same way
+    (for the CNN: each member on its own loss).
+    """
+    return model.fit(
+        x, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        final_learning_rate=learning_rate * 0.1, augment=augment_batch if augment else None, seed=seed,
+    )
 
 
 def finetune(
@@ -228,7 +209,7 @@ def finetune(
         evaluation = load_evaluation(limit=limit)
     model = model if model is not None else fresh_model(model_id)
     repeat = repeat or repeats_for(len(corrections_x), mix)
-    learning_rate = learning_rate or DEFAULTS[model_id]["learning_rate"] * LEARNING_RATE_FACTOR
+    learning_rate = learning_rate or model_class(model_id).training_defaults["learning_rate"] * LEARNING_RATE_FACTOR
 
     before = evaluate(model, evaluation, corrections_x, corrections_y)
     x, y = mix_data(corrections_x, corrections_y, *pool, mix, repeat, seed)
@@ -307,7 +288,7 @@ def main(argv=None) -> int:
     pool_x, pool_y, _, _ = load_pool(args.mnist, args.pendigits, args.limit, args.seed)
     evaluation = load_evaluation(args.mnist, args.pendigits, args.limit)
     status = 0
-    for model_id in ["cnn", "dense", "numpy"] if args.model == "all" else [args.model]:
+    for model_id in list(MODEL_IDS) if args.model == "all" else [args.model]:
         model, before, after = finetune(
             model_id,
             corrections_x,

@@ -20,7 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from digitrec.base import ChecksumError, read_manifest, sha256_of  # noqa: E402
+from digitrec.base import ChecksumError  # noqa: E402
+from digitrec.manifest import read as read_manifest, sha256_of  # noqa: E402
 from digitrec.registry import MODEL_IDS  # noqa: E402
 
 CARD_TEMPLATE = """---

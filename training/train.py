@@ -3,16 +3,18 @@
     python -m training.train --model all --seed 0
 
 trains on MNIST plus the training writers' pen-drawn digits rendered as canvas input,
-with augmentation, then evaluates on the 10,000 MNIST test digits and on the held-out
-writers' drawn digits (bench/drawn_digits.py), and writes ``weights/<id>.*`` with a
-manifest holding the config, training settings, per-epoch history and metrics.
+with augmentation, then evaluates on the 10,000 MNIST test digits, and writes
+``weights/<id>.*`` with a manifest holding the config, training settings, per-epoch
+history and metrics. Every model trains through its own ``fit`` (``digitrec/base.py``),
+with the defaults its class carries (``training_defaults``); ``--model`` takes any id in
+``digitrec.registry.REGISTRY``. The held-out drawn-digit figures are measured afterwards
+on the saved weights by ``python -m bench.accuracy --record``.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,20 +28,14 @@ from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
-from digitrec.base import read_manifest  # noqa: E402
-from digitrec.registry import model_class  # noqa: E402
-
-DEFAULTS = {  # per model: epochs, batch size, peak learning rate, last epochs without augmentation
-    "cnn": dict(epochs=30, batch_size=128, learning_rate=2e-3, clean_epochs=3),
-    "dense": dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0),
-    "numpy": dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0),
-}
-FINAL_FRACTION = 0.01  # the learning rate decays to 1 % of its peak
+from digitrec import manifest as manifests  # noqa: E402
+from digitrec.base import FINAL_FRACTION  # noqa: E402
+from digitrec.registry import MODEL_IDS, model_class  # noqa: E402
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", choices=["cnn", "dense", "numpy", "all"], default="all")
+    parser.add_argument("--model", choices=[*MODEL_IDS, "all"], default="all")
     parser.add_argument("--mnist", help="path of mnist.npz (default: $DIGITREC_DATA or ../shared/data, else download)")
     parser.add_argument("--pendigits", help="path of pendigits_train.npz (default: $DIGITREC_DATA or ../shared/data)")
     parser.add_argument("--copies", type=int, default=4, help="random renders of each training writer's digit")
@@ -54,11 +50,12 @@ def parse_args(argv=None):
                         help="render the training writers' strokes as drawn (training/strokes.py: distort_strokes)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", default=str(ROOT / "weights"), help="folder for the weights and manifests")
-    parser.add_argument("--skip-drawn-eval", action="store_true", help="skip the held-out drawn-digit benchmark")
     args = parser.parse_args(argv)
     if args.resume and args.model == "all":
         parser.error("--resume continues one model: give --model too")
-    if args.resume and not (DEFAULTS[args.model]["clean_epochs"] if args.clean_epochs is None else args.clean_epochs):
+    if args.resume and not (
+        model_class(args.model).training_defaults["clean_epochs"] if args.clean_epochs is None else args.clean_epochs
+    ):
         parser.error("--resume runs only the epochs without augmentation: give --clean-epochs")
     for name in ("copies", "epochs", "batch_size", "limit", "clean_epochs"):
         value = getattr(args, name)
@@ -95,12 +92,11 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
 
 
 def settings_for(model_id, args):
-    settings = dict(DEFAULTS[model_id])
+    """Return the model class's training defaults with the command line's overrides and the data's description."""
+    settings = dict(model_class(model_id).training_defaults)
     for name in ("epochs", "batch_size", "learning_rate", "clean_epochs"):
         if getattr(args, name) is not None:
             settings[name] = getattr(args, name)
-    if model_id == "numpy" and settings["clean_epochs"]:
-        raise ValueError("--clean-epochs applies to the Keras models only.")
     settings.update(
         seed=args.seed,
         optimizer="Adam, cosine decay to 1% of the peak"
@@ -112,114 +108,46 @@ def settings_for(model_id, args):
     return settings
 
 
-def fit_keras(model, x_train, y_train, x_test, y_test, learning_rate, decay, epochs, batch_size, seed, augment,
-              first_epoch=1):
-    """Train ``model`` on shuffled (and, if ``augment``, distorted) batches; return one history row per epoch.
+def progress(model_id, epochs, started):
+    """Return an ``on_epoch`` callback printing one line per epoch, so a long run shows it is alive."""
 
-    With ``decay`` the learning rate falls from ``learning_rate`` to FINAL_FRACTION of it
-    along a cosine over these epochs; without, it stays at ``learning_rate``.
-    """
-    import keras
+    def report(epoch, row):
+        figures = " - ".join(f"{name} {value:.4f}" for name, value in row.items() if name != "epoch")
+        print(f"{model_id} epoch {epoch}/{epochs} - {time.time() - started:.0f}s - {figures}", flush=True)
 
-    steps = int(np.ceil(len(x_train) / batch_size))
-    if decay:
-        learning_rate = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps, alpha=FINAL_FRACTION)
-    network = model.training_network()
-    network.compile(
-        optimizer=keras.optimizers.Adam(learning_rate),
-        loss=model.training_loss,
-        metrics=[keras.metrics.MeanMetricWrapper(model.training_accuracy, name="accuracy")],
-    )
-
-    class Batches(keras.utils.PyDataset):
-        """Shuffled mini-batches, reproducible from (seed, epoch, batch)."""
-
-        def __init__(self):
-            super().__init__()
-            self.epoch = 0
-            self.order = np.random.default_rng((seed, 0)).permutation(len(x_train))
-
-        def __len__(self):
-            return steps
-
-        def __getitem__(self, index):
-            chosen = self.order[index * batch_size : (index + 1) * batch_size]
-            batch = x_train[chosen]
-            if augment is not None:
-                batch = augment(batch, np.random.default_rng((seed, self.epoch, index)))
-            return batch, y_train[chosen]
-
-        def on_epoch_end(self):
-            self.epoch += 1
-            self.order = np.random.default_rng((seed, self.epoch)).permutation(len(x_train))
-
-    history = network.fit(Batches(), epochs=epochs, validation_data=(x_test, y_test), verbose=2)
-    return [
-        {"epoch": first_epoch + i, **{k: float(v[i]) for k, v in history.history.items()}} for i in range(epochs)
-    ]
+    return report
 
 
-def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
-    """Build a fresh network and train it with augmentation under a cosine learning-rate decay."""
-    import keras
-
-    keras.utils.set_random_seed(settings["seed"])
-    model = model_class(model_id)()
-    rows = fit_keras(
-        model, x_train, y_train, x_test, y_test, settings["learning_rate"], decay=True,
-        epochs=settings["epochs"], batch_size=settings["batch_size"], seed=settings["seed"], augment=augment,
+def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
+    """Build a fresh model from ``settings['seed']`` and train it with augmentation under a cosine decay."""
+    model = model_class(model_id).fresh(settings["seed"])
+    rows = model.fit(
+        x_train, y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
+        learning_rate=settings["learning_rate"], final_learning_rate=settings["learning_rate"] * FINAL_FRACTION,
+        augment=augment, seed=settings["seed"], validation=(x_test, y_test),
+        on_epoch=progress(model_id, settings["epochs"], time.time()),
     )
     return model, rows
 
 
 def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, settings, first_epoch):
-    """Fine-tune the saved network on undistorted images at the final learning rate; return (model, rows).
+    """Fine-tune the saved model on undistorted images at the final learning rate; return (model, rows).
 
     Augmentation teaches robustness to how people draw, but its distortions also move the
     images away from real ones; a few last epochs on the images as they are (MNIST and the
     canvas renders, both real inputs) settle the network on the real distribution, as
     detectors such as YOLOX switch their strongest augmentation off for the last epochs.
-    It starts by re-seeding and reloading the saved weights, so ``--resume`` on a saved
-    run performs exactly the same steps as one uninterrupted run.
+    It starts by reloading the saved weights, so ``--resume`` on a saved run performs
+    exactly the same steps as one uninterrupted run.
     """
-    import keras
-
-    keras.utils.set_random_seed(settings["seed"] + 1)
     model = model_class(model_id).load(manifest_path)
-    rows = fit_keras(
-        model, x_train, y_train, x_test, y_test, settings["learning_rate"] * FINAL_FRACTION, decay=False,
-        epochs=settings["clean_epochs"], batch_size=settings["batch_size"], seed=settings["seed"] + 1,
-        augment=None, first_epoch=first_epoch,
-    )
-    return model, rows
-
-
-def train_numpy(x_train, y_train, x_test, y_test, settings, augment):
-    from digitrec.numpy_net import NumpyNet
-
-    model = NumpyNet(sizes=(784, 800, 800, 10), dropout=0.2, seed=settings["seed"])
-    started = time.time()
-
-    def report(epoch, row):
-        row["val_accuracy"] = accuracy(model, x_test, y_test)
-        print(
-            f"epoch {epoch}/{settings['epochs']} - {time.time() - started:.0f}s - loss {row['loss']:.4f}"
-            f" - val_accuracy {row['val_accuracy']:.4f}",
-            flush=True,
-        )
-
+    final = settings["learning_rate"] * FINAL_FRACTION
     rows = model.fit(
-        x_train,
-        y_train,
-        epochs=settings["epochs"],
-        batch_size=settings["batch_size"],
-        learning_rate=settings["learning_rate"],
-        final_learning_rate=settings["learning_rate"] / 100,
-        augment=augment,
-        seed=settings["seed"],
-        on_epoch=report,
+        x_train, y_train, epochs=settings["clean_epochs"], batch_size=settings["batch_size"],
+        learning_rate=final, final_learning_rate=final, augment=None, seed=settings["seed"] + 1,
+        validation=(x_test, y_test), on_epoch=progress(model_id, settings["clean_epochs"], time.time()),
     )
-    return model, rows
+    return model, [{**row, "epoch": first_epoch + i} for i, row in enumerate(rows)]
 
 
 # ---------------------------------------------------------------- evaluate and save
@@ -243,7 +171,7 @@ def main(argv=None):
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes
     )
     augment = None if args.no_augment else augment_batch
-    chosen = ["cnn", "dense", "numpy"] if args.model == "all" else [args.model]
+    chosen = list(MODEL_IDS) if args.model == "all" else [args.model]
     for model_id in chosen:
         settings = settings_for(model_id, args)
         settings["training_images"] = int(len(x_train))
@@ -251,7 +179,7 @@ def main(argv=None):
         started = time.time()
         if args.resume:
             manifest = Path(args.resume)
-            saved = read_manifest(manifest)["training"]
+            saved = manifests.read(manifest)["training"]
             for name, before in (("drawn_copies", 4), ("stroke_distortion", False)):  # older manifests' values
                 if saved.get(name, before) != settings[name]:
                     raise ValueError(
@@ -261,10 +189,7 @@ def main(argv=None):
             history = [row for row in saved.get("history", []) if row["epoch"] <= saved.get("epochs", 0)]
             settings.update(epochs=saved.get("epochs", 0), seconds=saved.get("seconds", 0), resumed_from=str(manifest))
         else:
-            if model_id == "numpy":
-                model, history = train_numpy(x_train, y_train, x_test, y_test, settings, augment)
-            else:
-                model, history = train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment)
+            model, history = train(model_id, x_train, y_train, x_test, y_test, settings, augment)
             settings["seconds"] = round(time.time() - started)
             manifest = save(model_id, model, args.out, settings, history, x_test, y_test)
         if settings["clean_epochs"]:
@@ -277,10 +202,8 @@ def main(argv=None):
             manifest = save(model_id, model, args.out, settings, history, x_test, y_test)
         draw_figures(model_id, model, args.out, x_test, y_test)
         print(f"{model_id}: wrote {manifest} and its figures", flush=True)
-    if not args.skip_drawn_eval and Path(args.out).resolve() == (ROOT / "weights").resolve():
-        # Measure the saved weights exactly as shipped, through digitrec.predict, in a fresh process.
-        subprocess.run([sys.executable, "-m", "bench.accuracy", "--record", "--models", *chosen], cwd=ROOT, check=True)
-
+    if Path(args.out).resolve() == (ROOT / "weights").resolve():
+        print("next: python -m bench.accuracy --record  (measures these weights on held-out drawings)", flush=True)
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

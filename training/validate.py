@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from bench.accuracy import drawn_arrays  # noqa: E402
 from training.augment import augment_batch  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
-from training.train import DEFAULTS, fit_keras, prepare_data  # noqa: E402
+from training.train import prepare_data  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -47,19 +47,17 @@ def parse_args(argv=None):
 
 def train_and_read(distort, args, validation):
     """Train a one-network CNN with or without stroke distortion; return its figures as a dict."""
-    import keras
-
     from digitrec.keras_cnn import KerasCNN
 
     x_train, y_train, x_test, y_test = prepare_data(
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=distort,
         exclude=HELD_OUT_WRITERS + tuple(args.writers),
     )
-    keras.utils.set_random_seed(args.seed)
-    model = KerasCNN(members=1)
-    fit_keras(
-        model, x_train, y_train, x_test, y_test, DEFAULTS["cnn"]["learning_rate"], decay=True,
-        epochs=args.epochs, batch_size=DEFAULTS["cnn"]["batch_size"], seed=args.seed, augment=augment_batch,
+    model = KerasCNN.fresh(args.seed, members=1)
+    defaults = KerasCNN.training_defaults
+    model.fit(
+        x_train, y_train, epochs=args.epochs, batch_size=defaults["batch_size"],
+        learning_rate=defaults["learning_rate"], augment=augment_batch, seed=args.seed, validation=(x_test, y_test),
     )
     rights = [model.predict_labels(x) == y for x, y in validation.values()]
     per_condition = [float(right.mean()) for right in rights]
