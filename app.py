@@ -149,7 +149,7 @@ def classify(sketch, model):
 
 
 def compare(sketch):
-    """Read one sketch with all three models: a label for each, and the processed image.
+    """Read one sketch with every model: a label for each, and the processed image.
 
     The drawing is preprocessed once; each model then reads the same 28×28 image.
     """
@@ -369,7 +369,7 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
             model_radio = guard.ModelRadio(model_choices(), value="cnn", label="Model", elem_id="model")
             with gr.Row():
                 predict_button = gr.Button("Predict", variant="primary", elem_id="predict")
-                compare_button = gr.Button("Compare all three", elem_id="compare")
+                compare_button = gr.Button(f"Compare all {len(digitrec.MODEL_IDS)}", elem_id="compare")
             with gr.Row():
                 live = gr.Checkbox(label="Predict as I draw", value=False, elem_id="live")
                 show_heat = gr.Checkbox(label="Show what the model looked at", value=True, elem_id="show-heat")

@@ -33,6 +33,8 @@ from PIL import Image
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+import digitrec  # noqa: E402
+
 
 def serve(port: int) -> None:
     """Serve the app with an extra ``/noop`` endpoint taking the same sketch input."""
@@ -60,8 +62,6 @@ def drawings(count):
 
 
 def in_process(canvases, repeats):
-    import digitrec
-
     # Load and trace every model first, as app.warm_up does: the app never serves with
     # one model loaded. With the CNN alone loaded, the allocator handed each preprocessing
     # call fresh pages (~1,400 page faults and +3 ms a call, measured once with
@@ -136,7 +136,7 @@ def load(url, paths, api_name, clients, total):
     latencies, errors = [], []
     lock = threading.Lock()
     counter = iter(range(total))
-    models = ["cnn", "dense", "numpy"]
+    models = list(digitrec.MODEL_IDS)
 
     def worker():
         client = Client(url, verbose=False)
@@ -147,7 +147,7 @@ def load(url, paths, api_name, clients, total):
                 return
             started = time.perf_counter()
             try:
-                client.predict(sketch(paths[i % len(paths)]), models[i % 3], api_name=api_name)
+                client.predict(sketch(paths[i % len(paths)]), models[i % len(models)], api_name=api_name)
             except Exception as error:  # counted and reported, never hidden
                 with lock:
                     errors.append(repr(error)[:200])
@@ -198,7 +198,7 @@ def main(argv=None):
     try:
         startup = wait_first_prediction(url, paths[0], started)
         print(f"\n## Start-up\n\n{startup:.1f} s from `python app.py` (+ /noop) to the first answered /predict\n")
-        print("## HTTP through gradio_client (models mixed cnn/dense/numpy)\n")
+        print(f"## HTTP through gradio_client (models mixed {'/'.join(digitrec.MODEL_IDS)})\n")
         print("| endpoint | clients | requests | p50 ms | p99 ms | requests/s | errors |")
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         results = {}

@@ -97,3 +97,33 @@ def test_validation_compares_both_renders_on_writers_left_out_of_training():
 def test_validation_refuses_the_test_writers():
     result = run("training.validate", "--writers", "24", "25")
     assert result.returncode != 0 and "outside the test writers" in result.stderr
+
+
+def test_finetuning_trains_each_cnn_member_on_its_own_loss():
+    """Fine-tuning a two-member CNN minimises the mean of the members' own losses, as training does.
+
+    The loss Keras reports for a one-batch epoch is the loss of that batch before the step;
+    it must equal the members' own cross-entropies averaged, not the cross-entropy of their
+    averaged output (which would train the members as one wide network).
+    """
+    import keras
+
+    from digitrec.keras_cnn import KerasCNN
+    from training import finetune
+
+    model = KerasCNN.fresh(0, filters=(4,), dense_units=8, dropout=0.0, members=2)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((24, 28, 28), dtype=np.float32), rng.integers(0, 10, 24)
+    evaluation = {"mnist": (x, y), "drawn": {"plain": (x, y)}}
+    mixed_x, mixed_y = finetune.mix_data(x[:4], y[:4], x, y, mix=24, repeat=2, seed=0)
+    stacked = model.training_network()(mixed_x, training=True)  # batch norm as in the training step
+    own = np.mean([keras.losses.sparse_categorical_crossentropy(mixed_y, stacked[:, k]).numpy().mean() for k in (0, 1)])
+    of_average = keras.losses.sparse_categorical_crossentropy(mixed_y, keras.ops.mean(stacked, axis=1)).numpy().mean()
+    assert abs(own - of_average) > 1e-3  # the two losses differ enough to tell apart
+
+    _, _, after = finetune.finetune(
+        "cnn", x[:4], y[:4], epochs=1, mix=24, repeat=2, batch_size=len(mixed_x), augment=False,
+        pool=(x, y), evaluation=evaluation, model=model, verbose=False,
+    )
+    reported = after["settings"]["history"][0]["loss"]
+    assert reported == pytest.approx(own, rel=1e-4)

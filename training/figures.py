@@ -10,7 +10,6 @@ calls it after saving, so the pictures always describe the shipped weights.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -18,6 +17,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from digitrec import manifest as manifests  # noqa: E402
 
 import matplotlib  # noqa: E402
 
@@ -69,8 +70,7 @@ def plot_confusion(confusion, title, path):
 def draw(model_id, model, weights_dir, x_test, y_test):
     """Write both figures for one model."""
     weights_dir = Path(weights_dir)
-    with open(weights_dir / f"{model_id}.json") as file:
-        manifest = json.load(file)
+    manifest = manifests.read(manifests.path_for(weights_dir, model_id))
     training = manifest.get("training", {})
     history = training.get("history", [])
     clean_from = training["epochs"] + 1 if training.get("clean_epochs") else None
