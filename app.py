@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 import digitrec
-from digitrec import feedback, guard
+from digitrec import feedback, feedback_sync, guard
 from digitrec.canvas import SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
 from digitrec.preprocess import EmptyDrawingError, preprocess, to_ink, to_uint8
@@ -60,16 +60,12 @@ def model_choices():
     return [(description["name"], model_id) for model_id, description in digitrec.MODELS.items()]
 
 
-def _refuse(error: Exception, title: str = "Cannot read this") -> gr.Error:
-    return guard.refuse(str(error), title)
-
-
 def model_details(model: str):
     """Return a model's description (Markdown) and its training-curve and confusion-matrix images."""
     try:
         digitrec.registry.check_model_id(model)
     except ValueError as error:
-        raise _refuse(error) from None
+        raise guard.refuse(error) from None
     description = digitrec.MODELS[model]
     metrics, training = description["metrics"], description["training"]
     lines = [f"### {description['name']}", f"**Architecture:** {description['architecture']}"]
@@ -127,9 +123,9 @@ def _predict(sketch, model):
     try:
         return digitrec.predict(sketch, model)
     except digitrec.EmptyDrawingError as error:
-        raise _refuse(error, "Nothing to read") from None
+        raise guard.refuse(error, "Nothing to read") from None
     except ValueError as error:  # unreadable image or unknown model: say so, keep serving
-        raise _refuse(error) from None
+        raise guard.refuse(error) from None
 
 
 def heat_map(processed: np.ndarray, model: str, probs: dict) -> str:
@@ -156,9 +152,9 @@ def compare(sketch):
     try:
         x = preprocess(sketch)
     except EmptyDrawingError as error:
-        raise _refuse(error, "Nothing to read") from None
+        raise guard.refuse(error, "Nothing to read") from None
     except ValueError as error:
-        raise _refuse(error) from None
+        raise guard.refuse(error) from None
     labels = [digitrec.registry.classify(x, model) for model in digitrec.MODEL_IDS]
     return (*labels, png_path(enlarge(to_uint8(x))))
 
@@ -178,11 +174,11 @@ def record(sketch, model, label, request: gr.Request = None):
     (``request``, which gradio passes; it is not part of the API).
     """
     try:
-        stored = feedback.record_correction(sketch, model, label, **guard.visitor(request))
+        stored = STORE.record(sketch, model, label, **guard.visitor(request))
     except digitrec.EmptyDrawingError as error:
-        raise _refuse(error, "Nothing to store") from None
+        raise guard.refuse(error, "Nothing to store") from None
     except ValueError as error:
-        raise _refuse(error, "Not stored") from None
+        raise guard.refuse(error, "Not stored") from None
     verdict = "confirmed" if stored["predicted"] == stored["label"] else f"corrected from {stored['predicted']}"
     return f"Thank you — stored as a {stored['label']} ({verdict})."
 
@@ -214,7 +210,7 @@ def take(sketch, model, live, show_heat, edit, current):
     except EmptyDrawingError:
         return {"edit": edit, "png": None, "x": None}, *(cleared() if live else [gr.skip()] * len(PANELS))
     except ValueError as error:
-        raise _refuse(error) from None
+        raise guard.refuse(error) from None
     buffer = io.BytesIO()  # the drawing kept as a small grey PNG: it is what a correction stores
     Image.fromarray(to_uint8(1.0 - ink)).save(buffer, format="PNG")
     drawing = {"edit": edit, "png": buffer.getvalue(), "x": x}
@@ -240,7 +236,7 @@ def show(drawing, model, show_heat=True, compare_all=False):
     try:
         digitrec.registry.check_model_id(model)
     except ValueError as error:
-        raise _refuse(error) from None
+        raise guard.refuse(error) from None
     x = drawing["x"]
     processed = to_uint8(x)
     probs = digitrec.registry.classify(x, model)
@@ -284,7 +280,8 @@ def warm_up():
 
 
 warm_up()
-feedback.start_sync(feedback.default_store())
+STORE = feedback.FeedbackStore(feedback.data_dir())  # visitors' corrections (README, "Corrections")
+feedback_sync.start_sync(STORE)
 
 # The page's script. It counts the visitor's edits (a stroke, Undo, Clear: any pointer
 # release that began on the sketchpad; an example loaded) and has the drawing taken after

@@ -321,7 +321,7 @@ def main(argv=None):
     from playwright import sync_api
 
     drawings = held_out_drawings(args.tries * (len(DELAYS_MS) + 1), args.seed)
-    app, app_url = start(["app.py"], {"DIGITREC_DATA_DIR": tempfile.mkdtemp(prefix="digitrec-bench-")})
+    app, app_url = start(["app.py"], {"DIGITREC_CORRECTIONS_DIR": tempfile.mkdtemp(prefix="digitrec-bench-")})
     floor, floor_url = start(["-m", "bench.floor_app"])
     results = {("app", d): [] for d in DELAYS_MS} | {("floor", d): [] for d in DELAYS_MS}
     live = []

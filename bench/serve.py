@@ -103,7 +103,7 @@ def start_server():
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", DIGITREC_DATA_DIR=tempfile.mkdtemp()),
+        env=dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", DIGITREC_CORRECTIONS_DIR=tempfile.mkdtemp()),
     )
     return process, f"http://127.0.0.1:{port}/", started
 

@@ -34,7 +34,8 @@ from gradio.components.base import server
 from gradio.components.image_editor import EditorData, EditorDataBlobs
 from pydantic import ValidationError
 
-from .guard import cut, refuse
+from .guard import refuse
+from .messages import cut, shown
 from .preprocess import InvalidImageError, check_size, open_header
 
 BLOB_WAIT = 2.0  # seconds one request may wait for a drawing the browser is still uploading
@@ -62,10 +63,6 @@ SHAPE_MESSAGE = "The sketch must be a dict with 'background', 'layers' and 'comp
 _one_waiter = threading.Semaphore(1)
 
 
-def _error(message: str, title: str = "Cannot read this") -> gr.Error:
-    return refuse(message, title)
-
-
 class CheckedEditorData(EditorData):
     """The sketchpad's payload model, refusing a payload of the wrong shape with a clear message."""
 
@@ -74,7 +71,7 @@ class CheckedEditorData(EditorData):
         try:
             return super().model_validate(obj, *args, **kwargs)
         except ValidationError:
-            raise _error(SHAPE_MESSAGE) from None
+            raise refuse(SHAPE_MESSAGE) from None
 
 
 def _size(blobs) -> int:
@@ -165,13 +162,13 @@ class CheckedSketchpad(gr.Sketchpad):
             raise HTTPException(400, "Send one image file with the drawing's id and type.")
         kind, blob_id, index = fields.get("type"), fields.get("id"), fields.get("index")
         if not isinstance(blob_id, str) or not 0 < len(blob_id) <= MAX_ID:
-            raise HTTPException(400, f"A drawing id is 1 to {MAX_ID} characters; got {cut(blob_id)}.")
+            raise HTTPException(400, f"A drawing id is 1 to {MAX_ID} characters; got {shown(blob_id)}.")
         if kind == "layer":
             if index not in (None, "null", "") and not (str(index).isdigit() and int(index) < MAX_LAYERS):
-                raise HTTPException(400, f"Layer index {cut(index)} is out of range (0 to {MAX_LAYERS - 1}).")
+                raise HTTPException(400, f"Layer index {shown(index)} is out of range (0 to {MAX_LAYERS - 1}).")
             return None  # the app reads the composite: layers are not kept
         if kind not in ("background", "composite"):
-            raise HTTPException(400, f"Unknown part {cut(kind)}: send 'background', 'composite' or 'layer'.")
+            raise HTTPException(400, f"Unknown part {shown(kind)}: send 'background', 'composite' or 'layer'.")
         problem = _problem(files[0][1])
         if problem:
             status, message = problem
@@ -195,13 +192,13 @@ class CheckedSketchpad(gr.Sketchpad):
             self._wait_for_blobs(payload.id)
             source = self.blob_storage.get(payload.id)
             if source is None and payload.id in self._refused:
-                raise _error(self._refused[payload.id])
+                raise refuse(self._refused[payload.id])
             files = [source.background, source.composite] if source is not None else []
         else:
             if payload.composite is not None:
                 payload.layers = []  # the app reads the composite: layers are never decoded
             elif len(payload.layers) > MAX_LAYERS:
-                raise _error(f"A sketch has at most {MAX_LAYERS} layers; got {len(payload.layers)}.")
+                raise refuse(f"A sketch has at most {MAX_LAYERS} layers; got {len(payload.layers)}.")
             files = [payload.background, payload.composite, *payload.layers]
         for file in files:
             if isinstance(file, (bytes, bytearray)):
@@ -213,8 +210,7 @@ class CheckedSketchpad(gr.Sketchpad):
         except gr.Error:
             raise
         except Exception as error:  # truncated data, odd modes PIL cannot convert, …
-            text = str(error).splitlines()[0][:120] if str(error) else type(error).__name__
-            raise _error(f"Could not read the image ({text}).") from None
+            raise refuse(f"Could not read the image ({cut(error, 120)}).") from None
 
     def _wait_for_blobs(self, blob_id, timeout: float = BLOB_WAIT) -> None:
         """Wait briefly for the browser's upload of the drawing that this request refers to.
@@ -273,4 +269,4 @@ def _check_header(file) -> None:
     """Refuse a path or bytes whose size or header is too large or unreadable, before decoding it."""
     problem = _problem(file)
     if problem:
-        raise _error(problem[1])
+        raise refuse(problem[1])

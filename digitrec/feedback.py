@@ -19,12 +19,12 @@ the address alone, ``origin``), which a per-sender and a per-address quota count
 which ``python -m training.corrections`` lists and deletes one sender's corrections; the
 whole store is capped in bytes.
 
+The hub copy is ``digitrec/feedback_sync.py``; the app opens the store and passes it visitors.
+
 Environment:
-    DIGITREC_DATA_DIR                 the folder (default: /data/digitrec on a Hugging Face
-                                      Space with persistent storage, else feedback-data/)
-    DIGITREC_FEEDBACK_REPO            hub dataset repo ("org/name") to copy the folder to
-    DIGITREC_FEEDBACK_SYNC_MINUTES    minutes between uploads (default 10)
-    DIGITREC_FEEDBACK_SYNC_TIMEOUT    seconds to wait for the hub at start (default 2)
+    DIGITREC_CORRECTIONS_DIR          the folder (default: /data/digitrec on a Hugging Face
+                                      Space with persistent storage, else feedback-data/);
+                                      the old name DIGITREC_DATA_DIR is still read, with a warning
     DIGITREC_FEEDBACK_PER_MINUTE      corrections one visitor may store a minute (default 10)
     DIGITREC_FEEDBACK_PER_DAY         ... and a day (default 200)
     DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE  corrections from one client address a minute (default 30)
@@ -46,7 +46,6 @@ import re
 import secrets
 import sqlite3
 import tempfile
-import threading
 import uuid
 from pathlib import Path
 
@@ -54,7 +53,6 @@ import numpy as np
 from PIL import Image
 
 from . import preprocess as _preprocess
-from .weights import _short, _with_deadline
 
 log = logging.getLogger("digitrec")
 
@@ -109,12 +107,16 @@ def limits() -> dict:
 
 
 def data_dir() -> Path:
-    """Return the folder for corrections: $DIGITREC_DATA_DIR, a Space's /data, or feedback-data/.
+    """Return the folder for corrections: $DIGITREC_CORRECTIONS_DIR, a Space's /data, or feedback-data/.
 
     A Hugging Face Space keeps only /data across restarts (when persistent storage is on),
-    so it is preferred whenever it exists and is writable.
+    so it is preferred whenever it exists and is writable. The variable was called
+    DIGITREC_DATA_DIR, too close to DIGITREC_DATA (the training data); that name still works.
     """
-    configured = os.environ.get("DIGITREC_DATA_DIR")
+    configured = os.environ.get("DIGITREC_CORRECTIONS_DIR")
+    if not configured and os.environ.get("DIGITREC_DATA_DIR"):
+        configured = os.environ["DIGITREC_DATA_DIR"]
+        log.warning("DIGITREC_DATA_DIR is deprecated: name the corrections folder DIGITREC_CORRECTIONS_DIR")
     if configured:
         return Path(configured)
     if SPACES_STORAGE.is_dir() and os.access(SPACES_STORAGE, os.W_OK):
@@ -294,6 +296,27 @@ class FeedbackStore:
             yield db
         finally:
             db.close()
+
+    # -- a visitor's correction, as the app and the API receive it
+    def record(self, sketch, model, label, session=None, address=None) -> dict:
+        """Store a visitor's correction: the drawing, its true digit and what ``model`` answered.
+
+        Everything is checked before anything is written: the label (0–9), the model id, the
+        visitor's quota (``session`` and client ``address``; QuotaError) and the drawing
+        (EmptyDrawingError, InvalidImageError; all ValueErrors with short messages).
+        Returns {"id", "label", "predicted", "model"}.
+        """
+        from .registry import check_model_id, predict
+
+        label = check_label(label)
+        model = check_model_id(model)
+        sender, origin = self.identify(session, address)
+        self.check_limits(sender, origin)  # before any decoding or model: a refused request costs little
+        drawing = drawing_array(sketch)
+        probabilities, processed = predict(drawing, model)  # refuses an empty canvas before loading a model
+        predicted = int(max(probabilities, key=probabilities.get))
+        row_id = self.add(drawing, processed, label, model, predicted, probabilities, sender, origin)
+        return {"id": row_id, "label": label, "predicted": predicted, "model": model}
 
     # -- senders and their limits
     def identify(self, session=None, address=None) -> tuple[str | None, str | None]:
@@ -501,108 +524,3 @@ class FeedbackStore:
 
 def _timestamp(moment: datetime.datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
-
-
-# ---------------------------------------------------------------- the app's entry point
-
-_default_store = None
-_default_lock = threading.Lock()
-
-
-def default_store() -> FeedbackStore:
-    """Return the store in ``data_dir()``, created on first use."""
-    global _default_store
-    with _default_lock:
-        if _default_store is None:
-            _default_store = FeedbackStore(data_dir())
-        return _default_store
-
-
-def record_correction(sketch, model, label, store=None, session=None, address=None) -> dict:
-    """Store a visitor's correction: the drawing, its true digit and what ``model`` answered.
-
-    Everything is checked before anything is written: the label (0–9), the model id, the
-    visitor's quota (``session`` and client ``address``; QuotaError) and the drawing
-    (EmptyDrawingError, InvalidImageError; all ValueErrors with short messages).
-    Returns {"id", "label", "predicted", "model"}.
-    """
-    from .registry import check_model_id, predict
-
-    label = check_label(label)
-    model = check_model_id(model)
-    store = store or default_store()
-    sender, origin = store.identify(session, address)
-    store.check_limits(sender, origin)  # before any decoding or model: a refused request costs little
-    drawing = drawing_array(sketch)
-    probabilities, processed = predict(drawing, model)  # refuses an empty canvas before loading a model
-    predicted = int(max(probabilities, key=probabilities.get))
-    row_id = store.add(drawing, processed, label, model, predicted, probabilities, sender, origin)
-    return {"id": row_id, "label": label, "predicted": predicted, "model": model}
-
-
-# ---------------------------------------------------------------- hub sync
-
-_schedulers = {}
-_sync_lock = threading.Lock()
-SYNC_IGNORE = [DB_NAME, f"{DB_NAME}-*", "*.tmp", ".*"]  # the live database and files being written
-
-
-def _scheduler_class():
-    from huggingface_hub import CommitScheduler
-
-    class FeedbackScheduler(CommitScheduler):
-        """A CommitScheduler that writes a consistent snapshot of the rows before each upload."""
-
-        def __init__(self, store: FeedbackStore, **kwargs):
-            self.store = store  # set first: the constructor starts the first upload
-            super().__init__(folder_path=store.directory, ignore_patterns=SYNC_IGNORE, **kwargs)
-
-        def push_to_hub(self):
-            self.store.write_snapshot()  # images are written before rows: the snapshot's images exist
-            return super().push_to_hub()
-
-    return FeedbackScheduler
-
-
-def start_sync(store: FeedbackStore):
-    """Copy the store to a private hub dataset every few minutes, if $DIGITREC_FEEDBACK_REPO is set.
-
-    Returns the scheduler, or None when sync is off or the hub cannot be reached: creating
-    the scheduler contacts the hub, which is given DIGITREC_FEEDBACK_SYNC_TIMEOUT seconds
-    in a background thread, so an unreachable hub never stops the app from starting;
-    corrections are then kept locally (and synced after all if the hub answers late).
-    Calling it again for the same folder returns the running scheduler.
-    """
-    log.info("feedback: storing corrections in %s", store.directory)
-    repo = os.environ.get("DIGITREC_FEEDBACK_REPO") or None
-    if not repo:
-        log.info("feedback: hub sync off (set DIGITREC_FEEDBACK_REPO to copy corrections to a hub dataset)")
-        return None
-    key = store.directory.resolve()
-    with _sync_lock:
-        if key in _schedulers:
-            return _schedulers[key]
-    gave_up = threading.Event()
-
-    def create():
-        scheduler = _scheduler_class()(store, repo_id=repo, repo_type="dataset", every=minutes, private=True)
-        with _sync_lock:
-            running = _schedulers.setdefault(key, scheduler)
-        if running is not scheduler:  # another caller started one meanwhile
-            scheduler.stop()
-        elif gave_up.is_set():
-            log.info("feedback: the hub answered late; syncing to %s after all", repo)
-        return running
-
-    try:
-        minutes = float(os.environ.get("DIGITREC_FEEDBACK_SYNC_MINUTES", "10"))
-        timeout = float(os.environ.get("DIGITREC_FEEDBACK_SYNC_TIMEOUT", "2"))
-        if not minutes > 0:
-            raise ValueError(f"DIGITREC_FEEDBACK_SYNC_MINUTES must be positive; got {minutes:g}")
-        scheduler = _with_deadline(create, timeout)
-    except Exception as error:
-        gave_up.set()
-        log.warning("feedback sync disabled: %s; corrections are kept locally in %s", _short(error), store.directory)
-        return None
-    log.info("feedback: syncing to hub dataset %s every %g min", repo, minutes)
-    return scheduler

@@ -2,7 +2,7 @@
 
 - ``refuse(message)``: the one way the app says no to a client: a ``gr.Error`` without a
   traceback, logged as one line.
-- ``cut(value)``: a client-supplied value shortened for a message or a log line.
+- ``shown(value)`` (from ``messages``): a client-supplied value shortened for a message or a log line.
 - ``EscapeControl``: a logging filter that escapes line breaks and other control
   characters, so a client's string can never start a forged log line.
 - ``ModelRadio``: gradio's Radio, refusing an unknown value with a short message (stock
@@ -27,17 +27,12 @@ from pathlib import Path
 import gradio as gr
 from gradio.exceptions import InvalidPathError
 
+from .messages import cut, shown
+
 log = logging.getLogger("digitrec.app")
 
-CUT = 40  # characters of a client-supplied value shown in a message or a log line
 PATH_MESSAGE = "Reading this file is not allowed: it was not uploaded to this app. Send the image itself, not a path."
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-
-
-def cut(value, limit: int = CUT) -> str:
-    """Return ``repr(value)`` cut to ``limit`` characters (a cut one ends in "...")."""
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def escape(text: str) -> str:
@@ -64,11 +59,13 @@ def configure_logging(level=logging.INFO) -> None:
             handler.addFilter(EscapeControl())
 
 
-def refuse(message: str, title: str = "Cannot read this", detail: str | None = None) -> gr.Error:
+def refuse(message, title: str = "Cannot read this", detail: str | None = None) -> gr.Error:
     """Return the gr.Error that answers a client's mistake: shown to it, logged in one line, no traceback.
 
-    ``detail`` (what the client sent, cut to 200 characters) is logged but not shown.
+    ``message`` is a text or the ValueError that says what is wrong; ``detail`` (what the
+    client sent, cut to 200 characters) is logged but not shown.
     """
+    message = cut(message) if isinstance(message, BaseException) else message
     log.info("refused (%s): %s%s", title, message, f" [{detail[:200]}]" if detail else "")
     return gr.Error(message, title=title, print_exception=False)
 
@@ -82,7 +79,7 @@ class ModelRadio(gr.Radio):
     def preprocess(self, payload):
         choices = [value for _, value in self.choices]
         if payload is not None and payload not in choices:
-            raise refuse(f"Unknown model {cut(payload)}; valid models: {', '.join(map(str, choices))}.")
+            raise refuse(f"Unknown model {shown(payload)}; valid models: {', '.join(map(str, choices))}.")
         return super().preprocess(payload)
 
 

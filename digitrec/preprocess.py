@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter, UnidentifiedImageError
 
+from .messages import cut
+
 SIZE = 28  # side of the image the models read
 BOX = 20  # longer side of the digit inside it, as in MNIST
 CENTRE = 14.0  # where MNIST puts the centre of mass (row, column), measured on x_train
@@ -152,7 +154,7 @@ def _open(source) -> Image.Image:
         check_size(*image.size)
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
-        raise InvalidImageError(f"Could not read the image ({_short(error)}).") from None
+        raise InvalidImageError(f"Could not read the image ({cut(error, 120)}).") from None
     return image
 
 
@@ -210,7 +212,7 @@ def _ink_from_pil(image: Image.Image) -> np.ndarray:
         has_alpha = image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in image.info
         rgba = np.asarray(image.convert("RGBA" if has_alpha else "RGB"))
     except (OSError, ValueError, SyntaxError) as error:
-        raise InvalidImageError(f"Could not read the image ({_short(error)}).") from None
+        raise InvalidImageError(f"Could not read the image ({cut(error, 120)}).") from None
     return _ink_from_array(rgba)
 
 
@@ -267,11 +269,6 @@ def _border_is_ink(ink: np.ndarray) -> bool:
         return False
     border = np.concatenate([ink[0], ink[-1], ink[:, 0], ink[:, -1]])
     return float(np.median(border)) > 0.5
-
-
-def _short(error: Exception) -> str:
-    text = str(error).strip() or type(error).__name__
-    return text if len(text) <= 120 else text[:117] + "..."
 
 
 # ---------------------------------------------------------------- geometry

@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import manifest as manifests
+from .messages import shown
 from .preprocess import preprocess, to_uint8
 from .weights import bundled_dir
 
@@ -53,8 +54,7 @@ def model_class(model_id):
 def check_model_id(model_id) -> str:
     """Return ``model_id`` if it names a model, else raise UnknownModelError listing the valid ids."""
     if not isinstance(model_id, str) or model_id not in REGISTRY:
-        shown = repr(model_id) if len(repr(model_id)) <= 40 else repr(model_id)[:37] + "..."
-        raise UnknownModelError(f"Unknown model {shown}; valid models: {', '.join(REGISTRY)}.")
+        raise UnknownModelError(f"Unknown model {shown(model_id)}; valid models: {', '.join(REGISTRY)}.")
     return model_id
 
 

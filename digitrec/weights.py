@@ -17,10 +17,11 @@ from __future__ import annotations
 
 import logging
 import os
-import threading
 from pathlib import Path
 
 from .base import ChecksumError, Model
+from .hub import with_deadline
+from .messages import cut
 
 log = logging.getLogger("digitrec")
 
@@ -55,33 +56,13 @@ def download_from_hub(model_id: str, repo: str, revision: str, local_files_only:
     return manifest_path, weights_path
 
 
-def _with_deadline(function, timeout: float):
-    """Run ``function`` in a daemon thread; return its result, re-raise its error, or raise TimeoutError."""
-    outcome = {}
-
-    def target():
-        try:
-            outcome["value"] = function()
-        except BaseException as error:  # handed back to the caller below
-            outcome["error"] = error
-
-    thread = threading.Thread(target=target, daemon=True, name="digitrec-hub")
-    thread.start()
-    thread.join(timeout)
-    if thread.is_alive():
-        raise TimeoutError(f"no answer from the hub within {timeout:g} s")
-    if "error" in outcome:
-        raise outcome["error"]
-    return outcome["value"]
-
-
 def load_weights(model_class: type[Model]) -> Model:
     """Load ``model_class`` from the hub (if configured), its local cache, or the bundled folder."""
     model_id = model_class.model_id
     repo, revision, timeout = hub_settings()
     if repo:
         attempts = [
-            ("hub", lambda: _with_deadline(lambda: download_from_hub(model_id, repo, revision), timeout)),
+            ("hub", lambda: with_deadline(lambda: download_from_hub(model_id, repo, revision), timeout)),
             ("hub cache", lambda: download_from_hub(model_id, repo, revision, local_files_only=True)),
         ]
         for label, fetch in attempts:
@@ -92,7 +73,7 @@ def load_weights(model_class: type[Model]) -> Model:
                 log.warning("%s: refusing weights from %s %s@%s: %s", model_id, label, repo, revision, error)
                 break  # a corrupt file in the cache stays corrupt: go straight to the bundled copy
             except Exception as error:  # unreachable hub, missing file, bad manifest: fall back
-                log.warning("%s: %s %s@%s unavailable (%s)", model_id, label, repo, revision, _short(error))
+                log.warning("%s: %s %s@%s unavailable (%s)", model_id, label, repo, revision, cut(error))
                 continue
             model.source = f"{label} {repo}@{revision}"
             log.info("%s: loaded weights from %s", model_id, model.source)
@@ -103,7 +84,3 @@ def load_weights(model_class: type[Model]) -> Model:
     log.info("%s: loaded weights from %s", model_id, model.source)
     return model
 
-
-def _short(error: Exception) -> str:
-    text = f"{type(error).__name__}: {error}".splitlines()[0]
-    return text if len(text) <= 160 else text[:157] + "..."

@@ -17,8 +17,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.serve import free_port  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render  # noqa: E402
+
+
+def free_port() -> int:
+    """Return a TCP port on 127.0.0.1 that nothing listens on now."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def png_bytes(image, format="PNG") -> bytes:
@@ -77,13 +85,13 @@ def stop_app(process):
 
 @pytest.fixture(scope="session")
 def app_data_dir(tmp_path_factory):
-    """The served app's corrections folder (DIGITREC_DATA_DIR)."""
+    """The served app's corrections folder (DIGITREC_CORRECTIONS_DIR)."""
     return tmp_path_factory.mktemp("feedback-data")
 
 
 @pytest.fixture(scope="session")
 def app_url(app_data_dir):
     """Serve the real app for the whole session; yield its URL."""
-    process, url, _ = start_app({"DIGITREC_DATA_DIR": str(app_data_dir)})
+    process, url, _ = start_app({"DIGITREC_CORRECTIONS_DIR": str(app_data_dir)})
     yield url
     stop_app(process)

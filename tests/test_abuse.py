@@ -47,7 +47,7 @@ def server(tmp_path_factory, one_per_label):
     for folder in folders.values():
         folder.mkdir()
     env = {
-        "DIGITREC_DATA_DIR": str(folders["data"]),
+        "DIGITREC_CORRECTIONS_DIR": str(folders["data"]),
         "GRADIO_TEMP_DIR": str(folders["gradio"]),
         "TMPDIR": str(folders["tmp"]),
         "DIGITREC_FEEDBACK_PER_MINUTE": str(PER_MINUTE),

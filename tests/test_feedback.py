@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitrec import feedback
-from digitrec.feedback import FeedbackStore, check_label, record_correction
+from digitrec import feedback, feedback_sync
+from digitrec.feedback import FeedbackStore, check_label
 from digitrec.preprocess import preprocess, to_uint8
 from digitrec.weights import bundled_dir
 from training import finetune
@@ -125,7 +125,7 @@ def test_labels_that_are_one_whole_digit_are_accepted(value):
 def test_bad_labels_are_refused_and_nothing_is_stored(tmp_path, one_per_label, label):
     store = FeedbackStore(tmp_path)
     with pytest.raises(ValueError) as caught:
-        record_correction(one_per_label[3], "numpy", label, store=store)
+        store.record(one_per_label[3], "numpy", label)
     assert str(caught.value) == "Label must be a whole number from 0 to 9."
     assert store.count() == 0
 
@@ -145,7 +145,7 @@ BAD_SKETCHES = {
 def test_bad_drawings_are_refused_and_nothing_is_stored(tmp_path, name):
     store = FeedbackStore(tmp_path)
     with pytest.raises(ValueError) as caught:
-        record_correction(BAD_SKETCHES[name], "numpy", 3, store=store)
+        store.record(BAD_SKETCHES[name], "numpy", 3)
     assert 0 < len(str(caught.value)) <= 160 and "\n" not in str(caught.value)
     assert store.count() == 0
     assert list((tmp_path / "images").rglob("*")) == []
@@ -154,7 +154,7 @@ def test_bad_drawings_are_refused_and_nothing_is_stored(tmp_path, name):
 def test_unknown_model_is_refused(tmp_path, one_per_label):
     store = FeedbackStore(tmp_path)
     with pytest.raises(ValueError, match="Unknown model"):
-        record_correction(one_per_label[3], "resnet", 3, store=store)
+        store.record(one_per_label[3], "resnet", 3)
     assert store.count() == 0
 
 
@@ -176,7 +176,7 @@ def test_a_correction_is_stored_with_the_drawing_as_sent(tmp_path, one_per_label
     canvas = one_per_label[4]
     composite = np.dstack([canvas, np.full(canvas.shape[:2], 255, np.uint8)])
     sketch = {"background": None, "layers": [], "composite": composite}
-    result = record_correction(sketch, "numpy", "4", store=store)
+    result = store.record(sketch, "numpy", "4")
     assert set(result) == {"id", "label", "predicted", "model"}
     assert result["label"] == 4 and result["model"] == "numpy" and 0 <= result["predicted"] <= 9
     (row,) = store.rows()
@@ -229,9 +229,15 @@ def test_export_cli(tmp_path):
         assert data["y_train"].tolist() == [8]
 
 
-def test_data_dir(monkeypatch, tmp_path):
-    monkeypatch.setenv("DIGITREC_DATA_DIR", str(tmp_path / "here"))
+def test_data_dir(monkeypatch, tmp_path, caplog):
+    monkeypatch.delenv("DIGITREC_DATA_DIR", raising=False)
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_DIR", str(tmp_path / "here"))
     assert feedback.data_dir() == tmp_path / "here"
+    monkeypatch.delenv("DIGITREC_CORRECTIONS_DIR")
+    monkeypatch.setenv("DIGITREC_DATA_DIR", str(tmp_path / "old name"))  # still read, with a warning
+    with caplog.at_level(logging.WARNING, logger="digitrec"):
+        assert feedback.data_dir() == tmp_path / "old name"
+    assert "DIGITREC_DATA_DIR is deprecated" in caplog.text
     monkeypatch.delenv("DIGITREC_DATA_DIR")
     monkeypatch.setattr(feedback, "SPACES_STORAGE", tmp_path)
     assert feedback.data_dir() == tmp_path / "digitrec"
@@ -242,7 +248,7 @@ def test_data_dir(monkeypatch, tmp_path):
 def test_sync_is_off_without_a_repo(monkeypatch, tmp_path, caplog):
     monkeypatch.delenv("DIGITREC_FEEDBACK_REPO", raising=False)
     with caplog.at_level(logging.INFO, logger="digitrec"):
-        assert feedback.start_sync(FeedbackStore(tmp_path)) is None
+        assert feedback_sync.start_sync(FeedbackStore(tmp_path)) is None
     assert f"storing corrections in {tmp_path}" in caplog.text
     assert "sync off" in caplog.text
 
@@ -254,10 +260,10 @@ def test_sync_gives_up_quickly_when_the_hub_does_not_answer(monkeypatch, tmp_pat
 
     monkeypatch.setenv("DIGITREC_FEEDBACK_REPO", "someone/digitrec-feedback")
     monkeypatch.setenv("DIGITREC_FEEDBACK_SYNC_TIMEOUT", "0.5")
-    monkeypatch.setattr(feedback, "_scheduler_class", lambda: SlowHub)
+    monkeypatch.setattr(feedback_sync, "_scheduler_class", lambda: SlowHub)
     started = time.time()
     with caplog.at_level(logging.INFO, logger="digitrec"):
-        assert feedback.start_sync(FeedbackStore(tmp_path)) is None
+        assert feedback_sync.start_sync(FeedbackStore(tmp_path)) is None
     assert time.time() - started < 3
     assert "feedback sync disabled" in caplog.text and f"kept locally in {tmp_path}" in caplog.text
 
@@ -271,11 +277,11 @@ def test_sync_creates_a_private_dataset_scheduler(monkeypatch, tmp_path):
 
     monkeypatch.setenv("DIGITREC_FEEDBACK_REPO", "someone/digitrec-feedback")
     monkeypatch.setenv("DIGITREC_FEEDBACK_SYNC_MINUTES", "3")
-    monkeypatch.setattr(feedback, "_scheduler_class", lambda: FakeScheduler)
-    monkeypatch.setattr(feedback, "_schedulers", {})
+    monkeypatch.setattr(feedback_sync, "_scheduler_class", lambda: FakeScheduler)
+    monkeypatch.setattr(feedback_sync, "_schedulers", {})
     store = FeedbackStore(tmp_path)
-    scheduler = feedback.start_sync(store)
-    assert feedback.start_sync(store) is scheduler  # once per folder
+    scheduler = feedback_sync.start_sync(store)
+    assert feedback_sync.start_sync(store) is scheduler  # once per folder
     assert created == [
         (store, {"repo_id": "someone/digitrec-feedback", "repo_type": "dataset", "every": 3.0, "private": True})
     ]
@@ -301,7 +307,7 @@ def test_sync_uploads_the_snapshot_and_images_never_the_live_database(tmp_path):
     store = FeedbackStore(tmp_path)
     store.add(drawing(), processed_digit(), 2, "cnn")
     api = FakeApi()
-    scheduler_class = feedback._scheduler_class()
+    scheduler_class = feedback_sync._scheduler_class()
     scheduler = scheduler_class(store, repo_id="someone/feedback", repo_type="dataset", every=60, hf_api=api)
     try:
         deadline = time.time() + 10
@@ -459,11 +465,11 @@ def test_quota_per_sender_per_address_and_store_size(tmp_path, monkeypatch):
     assert list(tmp_path.rglob("*.tmp")) == [] and len(list((tmp_path / "images").rglob("*.png"))) == 8
 
 
-def test_record_correction_refuses_over_quota_before_reading_the_drawing(tmp_path, monkeypatch):
+def test_a_correction_over_quota_is_refused_before_the_drawing_is_read(tmp_path, monkeypatch):
     monkeypatch.setenv("DIGITREC_FEEDBACK_PER_DAY", "0")
     store = FeedbackStore(tmp_path)
     with pytest.raises(feedback.QuotaError, match="at most 0 a day"):
-        record_correction("not even an image", "numpy", 3, store=store, session="s", address="10.0.0.1")
+        store.record("not even an image", "numpy", 3, session="s", address="10.0.0.1")
     assert store.count() == 0
 
 

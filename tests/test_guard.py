@@ -7,12 +7,20 @@ import os
 import time
 
 from digitrec import guard
+from digitrec.messages import cut, shown
 
 
-def test_cut_shortens_client_values():
-    assert guard.cut("cnn") == "'cnn'"
-    long = guard.cut("m" * 1000)
-    assert len(long) == guard.CUT and long.endswith("...")
+def test_shown_shortens_client_values():
+    assert shown("cnn") == "'cnn'"
+    long = shown("m" * 1000)
+    assert len(long) == 40 and long.endswith("...")
+
+
+def test_cut_keeps_one_short_line_of_an_error():
+    assert cut(ValueError("first line\nsecond")) == "first line"
+    assert cut(KeyError()) == "KeyError"
+    long = cut("x" * 500, 120)
+    assert len(long) == 120 and long.endswith("...")
 
 
 def test_log_records_stay_on_one_line(caplog):

@@ -116,7 +116,7 @@ def test_app_offers_and_compares_it(weights_dir, tmp_path):
         "'compared': len(out) - 1, 'details': app.model_details('toy')[0].splitlines()[0]}))"
     )
     example = sorted((ROOT / "examples").glob("*.png"))[0]
-    env = dict(os.environ, DIGITREC_WEIGHTS_DIR=str(weights_dir), DIGITREC_DATA_DIR=str(tmp_path / "corrections"),
+    env = dict(os.environ, DIGITREC_WEIGHTS_DIR=str(weights_dir), DIGITREC_CORRECTIONS_DIR=str(tmp_path / "corrections"),
                GRADIO_ANALYTICS_ENABLED="False")
     result = subprocess.run([sys.executable, "-c", script, str(example)], cwd=ROOT, env=env, capture_output=True,
                             text=True, timeout=300)
