@@ -11,7 +11,7 @@ taken, so a click right after the pen lifts reads that drawing, never the one be
 
 Scripts call the stateless endpoints, each with the drawing: ``/predict`` (sketch, model)
 → (label, processed image), ``/explain`` (sketch, model, show) → heat map, ``/compare``
-(sketch) → the three models' labels and the processed image, ``/feedback`` (sketch, model,
+(sketch) → every model's label and the processed image, ``/feedback`` (sketch, model,
 label) and ``/confirm`` (sketch, model) → confirmation, ``/model_details`` (model). There
 is no per-server "current model": the model id travels with every request.
 """
@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image
 
 import digitrec
-from digitrec import feedback, feedback_sync, guard
+from digitrec import config, feedback, feedback_sync, guard
 from digitrec.canvas import SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
 from digitrec.preprocess import EmptyDrawingError, preprocess, to_ink, to_uint8
@@ -46,14 +46,14 @@ SCALE = 10  # the 28×28 image is shown 280×280, each pixel a crisp block
 # folder under gradio's cache; it and gradio's cache lose files older than CACHE_SECONDS
 # (gradio's delete_cache, plus empty folders and processed images here), also at start.
 GRADIO_TEMP = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
-CACHE_SECONDS = int(os.environ.get("DIGITREC_CACHE_SECONDS", "3600"))
+CACHE_SECONDS = int(config.number("DIGITREC_CACHE_SECONDS"))
 PROCESSED_DIR = guard.kept_folder(GRADIO_TEMP / "digitrec-processed", CACHE_SECONDS)
-MAX_UPLOAD_BYTES = int(float(os.environ.get("DIGITREC_MAX_UPLOAD_MB", "2")) * 1e6)
-MAX_REQUEST_BYTES = int(float(os.environ.get("DIGITREC_MAX_REQUEST_MB", "5")) * 1e6)
+MAX_UPLOAD_BYTES = int(config.number("DIGITREC_MAX_UPLOAD_MB") * 1e6)
+MAX_REQUEST_BYTES = int(config.number("DIGITREC_MAX_REQUEST_MB") * 1e6)
 # Two model calls at a time, one per core (TensorFlow and numpy release the GIL while they
 # compute); more would only queue inside the process. DIGITREC_CONCURRENCY=N python -m
 # bench.serve measures another setting.
-CONCURRENCY = int(os.environ.get("DIGITREC_CONCURRENCY", "2"))
+CONCURRENCY = int(config.number("DIGITREC_CONCURRENCY"))
 
 
 def model_choices():

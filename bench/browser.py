@@ -27,10 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from digitrec import config
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CHROMIUM = os.environ.get("DIGITREC_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM = config.text("DIGITREC_CHROMIUM")
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

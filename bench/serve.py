@@ -62,10 +62,9 @@ def drawings(count):
 
 
 def in_process(canvases, repeats):
-    # Load and trace every model first, as app.warm_up does: the app never serves with
-    # one model loaded. With the CNN alone loaded, the allocator handed each preprocessing
-    # call fresh pages (~1,400 page faults and +3 ms a call, measured once with
-    # resource.getrusage), a state no visitor ever meets.
+    # Load and trace every model first, as app.warm_up does: the app never serves with one
+    # model loaded, and with one loaded the allocator's state (page faults in preprocessing)
+    # differs from what any visitor meets (docs/speed.md).
     for model_id in digitrec.MODEL_IDS:
         digitrec.predict(canvases[0], model_id)
     rows = []
@@ -164,7 +163,7 @@ def load(url, paths, api_name, clients, total):
 
 
 def rss_mb(pid):
-    """Resident memory of the server process and its children, in MB."""
+    """Return the resident memory of the server process (not its children: it starts none), in MB."""
     with open(f"/proc/{pid}/status") as file:
         for line in file:
             if line.startswith("VmRSS:"):

@@ -34,6 +34,7 @@ from gradio.components.base import server
 from gradio.components.image_editor import EditorData, EditorDataBlobs
 from pydantic import ValidationError
 
+from . import config
 from .guard import refuse
 from .messages import cut, shown
 from .preprocess import InvalidImageError, check_size, open_header
@@ -43,9 +44,9 @@ BLOB_WAIT = 2.0  # seconds one request may wait for a drawing the browser is sti
 # drawing. A drawing's two kept PNGs (background, composite) are ~30 KB together.
 BLOB_KEEP = 600.0  # seconds a drawing stays readable after the first event read it
 BLOB_LIMIT = 512  # drawings kept at most; the oldest go first
-MAX_FILE_BYTES = int(float(os.environ.get("DIGITREC_MAX_UPLOAD_MB", "2")) * 1e6)  # one uploaded file
-MAX_PIXELS = int(os.environ.get("DIGITREC_MAX_PIXELS", str(2048 * 2048)))  # one drawing (the canvas is 800×800)
-MAX_KEPT_BYTES = int(float(os.environ.get("DIGITREC_DRAWINGS_MAX_MB", "64")) * 1e6)  # all kept drawings
+MAX_FILE_BYTES = int(config.number("DIGITREC_MAX_UPLOAD_MB") * 1e6)  # one uploaded file
+MAX_PIXELS = int(config.number("DIGITREC_MAX_PIXELS"))  # one drawing (the canvas is 800×800)
+MAX_KEPT_BYTES = int(config.number("DIGITREC_DRAWINGS_MAX_MB") * 1e6)  # all kept drawings
 MAX_LAYERS = 8  # layer indexes accepted (and dropped) on the upload route
 MAX_ID = 64  # characters in a drawing id (the browser's are 11)
 # The app's canvas (bench/floor_app.py measures a stock Sketchpad with the same settings).

@@ -21,15 +21,7 @@ whole store is capped in bytes.
 
 The hub copy is ``digitrec/feedback_sync.py``; the app opens the store and passes it visitors.
 
-Environment:
-    DIGITREC_CORRECTIONS_DIR          the folder (default: /data/digitrec on a Hugging Face
-                                      Space with persistent storage, else feedback-data/);
-                                      the old name DIGITREC_DATA_DIR is still read, with a warning
-    DIGITREC_FEEDBACK_PER_MINUTE      corrections one visitor may store a minute (default 10)
-    DIGITREC_FEEDBACK_PER_DAY         ... and a day (default 200)
-    DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE  corrections from one client address a minute (default 30)
-    DIGITREC_FEEDBACK_ADDRESS_PER_DAY ... and a day (default 1000)
-    DIGITREC_STORE_MAX_MB             the store's images in all, in MB (default 1000)
+Its folder and limits are the DIGITREC_CORRECTIONS_* settings (``digitrec/config.py``).
 """
 
 from __future__ import annotations
@@ -52,6 +44,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from . import config
 from . import preprocess as _preprocess
 
 log = logging.getLogger("digitrec")
@@ -94,15 +87,12 @@ class QuotaError(ValueError):
 
 def limits() -> dict:
     """Return the store's limits from the environment (read on each call, so they can change)."""
-    def number(name, default):
-        return float(os.environ.get(name, default))
-
     return {
-        "sender_minute": int(number("DIGITREC_FEEDBACK_PER_MINUTE", 10)),
-        "sender_day": int(number("DIGITREC_FEEDBACK_PER_DAY", 200)),
-        "origin_minute": int(number("DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE", 30)),
-        "origin_day": int(number("DIGITREC_FEEDBACK_ADDRESS_PER_DAY", 1000)),
-        "store_bytes": int(number("DIGITREC_STORE_MAX_MB", 1000) * 1e6),
+        "sender_minute": int(config.number("DIGITREC_CORRECTIONS_PER_MINUTE")),
+        "sender_day": int(config.number("DIGITREC_CORRECTIONS_PER_DAY")),
+        "origin_minute": int(config.number("DIGITREC_CORRECTIONS_ADDRESS_PER_MINUTE")),
+        "origin_day": int(config.number("DIGITREC_CORRECTIONS_ADDRESS_PER_DAY")),
+        "store_bytes": int(config.number("DIGITREC_CORRECTIONS_MAX_MB") * 1e6),
     }
 
 
@@ -113,10 +103,7 @@ def data_dir() -> Path:
     so it is preferred whenever it exists and is writable. The variable was called
     DIGITREC_DATA_DIR, too close to DIGITREC_DATA (the training data); that name still works.
     """
-    configured = os.environ.get("DIGITREC_CORRECTIONS_DIR")
-    if not configured and os.environ.get("DIGITREC_DATA_DIR"):
-        configured = os.environ["DIGITREC_DATA_DIR"]
-        log.warning("DIGITREC_DATA_DIR is deprecated: name the corrections folder DIGITREC_CORRECTIONS_DIR")
+    configured = config.text("DIGITREC_CORRECTIONS_DIR")
     if configured:
         return Path(configured)
     if SPACES_STORAGE.is_dir() and os.access(SPACES_STORAGE, os.W_OK):

@@ -1,9 +1,7 @@
 """Copy the corrections store to a private Hugging Face dataset every few minutes.
 
-Environment:
-    DIGITREC_FEEDBACK_REPO            hub dataset repo ("org/name") to copy the folder to
-    DIGITREC_FEEDBACK_SYNC_MINUTES    minutes between uploads (default 10)
-    DIGITREC_FEEDBACK_SYNC_TIMEOUT    seconds to wait for the hub at start (default 2)
+Settings (``digitrec/config.py``): DIGITREC_CORRECTIONS_REPO (the dataset, "owner/name"; unset:
+no copy), DIGITREC_CORRECTIONS_SYNC_MINUTES and DIGITREC_CORRECTIONS_SYNC_TIMEOUT.
 
 The live SQLite file is never uploaded: before each upload the store writes a consistent
 snapshot of its rows (``FeedbackStore.write_snapshot``), and images are written before rows,
@@ -13,9 +11,9 @@ so every image a snapshot names is there.
 from __future__ import annotations
 
 import logging
-import os
 import threading
 
+from . import config
 from .feedback import DB_NAME, FeedbackStore
 from .hub import with_deadline
 from .messages import cut
@@ -45,18 +43,18 @@ def _scheduler_class():
 
 
 def start_sync(store: FeedbackStore):
-    """Copy the store to a private hub dataset every few minutes, if $DIGITREC_FEEDBACK_REPO is set.
+    """Copy the store to a private hub dataset every few minutes, if DIGITREC_CORRECTIONS_REPO is set.
 
     Returns the scheduler, or None when sync is off or the hub cannot be reached: creating
-    the scheduler contacts the hub, which is given DIGITREC_FEEDBACK_SYNC_TIMEOUT seconds
+    the scheduler contacts the hub, which is given DIGITREC_CORRECTIONS_SYNC_TIMEOUT seconds
     in a background thread, so an unreachable hub never stops the app from starting;
     corrections are then kept locally (and synced after all if the hub answers late).
     Calling it again for the same folder returns the running scheduler.
     """
     log.info("feedback: storing corrections in %s", store.directory)
-    repo = os.environ.get("DIGITREC_FEEDBACK_REPO") or None
+    repo = config.text("DIGITREC_CORRECTIONS_REPO")
     if not repo:
-        log.info("feedback: hub sync off (set DIGITREC_FEEDBACK_REPO to copy corrections to a hub dataset)")
+        log.info("feedback: hub sync off (set DIGITREC_CORRECTIONS_REPO to copy corrections to a hub dataset)")
         return None
     key = store.directory.resolve()
     with _sync_lock:
@@ -75,10 +73,10 @@ def start_sync(store: FeedbackStore):
         return running
 
     try:
-        minutes = float(os.environ.get("DIGITREC_FEEDBACK_SYNC_MINUTES", "10"))
-        timeout = float(os.environ.get("DIGITREC_FEEDBACK_SYNC_TIMEOUT", "2"))
+        minutes = config.number("DIGITREC_CORRECTIONS_SYNC_MINUTES")
+        timeout = config.number("DIGITREC_CORRECTIONS_SYNC_TIMEOUT")
         if not minutes > 0:
-            raise ValueError(f"DIGITREC_FEEDBACK_SYNC_MINUTES must be positive; got {minutes:g}")
+            raise ValueError(f"DIGITREC_CORRECTIONS_SYNC_MINUTES must be positive; got {minutes:g}")
         scheduler = with_deadline(create, timeout)
     except Exception as error:
         gave_up.set()

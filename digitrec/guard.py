@@ -27,6 +27,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.exceptions import InvalidPathError
 
+from . import config
 from .messages import cut, shown
 
 log = logging.getLogger("digitrec.app")
@@ -105,7 +106,7 @@ def visitor(request) -> dict:
     """
     client = getattr(request, "client", None)
     address = getattr(client, "host", None)
-    trust = os.environ.get("DIGITREC_TRUST_PROXY", "1" if os.environ.get("SPACE_ID") else "0") == "1"
+    trust = (config.text("DIGITREC_TRUST_PROXY") or ("1" if os.environ.get("SPACE_ID") else "0")) == "1"
     headers = getattr(request, "headers", None)
     if trust and headers is not None:
         forwarded = (headers.get("x-forwarded-for") or "").split(",")[-1].strip()

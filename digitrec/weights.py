@@ -1,11 +1,9 @@
 """Find a model's weights: on the Hugging Face Hub when a repo is configured, else bundled.
 
-Environment:
-    DIGITREC_HUB_REPO      hub model repo ("org/name") holding ``<id>.json`` and the weights
-                           file it names, in the layout ``training/publish.py`` uploads
-    DIGITREC_HUB_REVISION  branch, tag or commit to pin (default "main")
-    DIGITREC_HUB_TIMEOUT   seconds to wait for the hub before falling back (default 1)
-    DIGITREC_WEIGHTS_DIR   the bundled weights folder (default ``weights/`` beside the package)
+Settings (``digitrec/config.py``): DIGITREC_HUB_REPO, a hub model repo ("owner/name") holding
+``<id>.json`` and the weights file it names in the layout ``training/publish.py`` uploads;
+DIGITREC_HUB_REVISION (default "main"); DIGITREC_HUB_TIMEOUT, seconds before falling back
+(default 1); DIGITREC_WEIGHTS_DIR, the bundled folder (default ``weights/`` beside the package).
 
 The hub is tried first; its download runs in a background thread so an unreachable hub
 (huggingface_hub retries for ~20 s) costs at most DIGITREC_HUB_TIMEOUT, after which the
@@ -16,9 +14,9 @@ SHA-256 disagrees with its manifest is refused. The source used is logged.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
+from . import config
 from .base import ChecksumError, Model
 from .hub import with_deadline
 from .messages import cut
@@ -29,15 +27,12 @@ BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
 def bundled_dir() -> Path:
-    return Path(os.environ.get("DIGITREC_WEIGHTS_DIR", BUNDLED_DIR))
+    return Path(config.text("DIGITREC_WEIGHTS_DIR") or BUNDLED_DIR)
 
 
 def hub_settings() -> tuple[str | None, str, float]:
     """Return (repo, revision, timeout) from the environment."""
-    repo = os.environ.get("DIGITREC_HUB_REPO") or None
-    revision = os.environ.get("DIGITREC_HUB_REVISION") or "main"
-    timeout = float(os.environ.get("DIGITREC_HUB_TIMEOUT", "1"))
-    return repo, revision, timeout
+    return config.text("DIGITREC_HUB_REPO"), config.text("DIGITREC_HUB_REVISION"), config.number("DIGITREC_HUB_TIMEOUT")
 
 
 def download_from_hub(model_id: str, repo: str, revision: str, local_files_only: bool = False) -> tuple[Path, Path]:

@@ -50,10 +50,10 @@ def server(tmp_path_factory, one_per_label):
         "DIGITREC_CORRECTIONS_DIR": str(folders["data"]),
         "GRADIO_TEMP_DIR": str(folders["gradio"]),
         "TMPDIR": str(folders["tmp"]),
-        "DIGITREC_FEEDBACK_PER_MINUTE": str(PER_MINUTE),
-        "DIGITREC_FEEDBACK_PER_DAY": str(PER_DAY),
-        "DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE": "6",
-        "DIGITREC_FEEDBACK_ADDRESS_PER_DAY": "10",
+        "DIGITREC_CORRECTIONS_PER_MINUTE": str(PER_MINUTE),
+        "DIGITREC_CORRECTIONS_PER_DAY": str(PER_DAY),
+        "DIGITREC_CORRECTIONS_ADDRESS_PER_MINUTE": "6",
+        "DIGITREC_CORRECTIONS_ADDRESS_PER_DAY": "10",
         "DIGITREC_CACHE_SECONDS": "3",
     }
     process, url, _ = start_app(env)

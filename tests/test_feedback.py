@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from digitrec import feedback, feedback_sync
+from digitrec import config, feedback, feedback_sync
 from digitrec.feedback import FeedbackStore, check_label
 from digitrec.preprocess import preprocess, to_uint8
 from digitrec.weights import bundled_dir
@@ -235,6 +235,7 @@ def test_data_dir(monkeypatch, tmp_path, caplog):
     assert feedback.data_dir() == tmp_path / "here"
     monkeypatch.delenv("DIGITREC_CORRECTIONS_DIR")
     monkeypatch.setenv("DIGITREC_DATA_DIR", str(tmp_path / "old name"))  # still read, with a warning
+    monkeypatch.setattr(config, "_warned", set())
     with caplog.at_level(logging.WARNING, logger="digitrec"):
         assert feedback.data_dir() == tmp_path / "old name"
     assert "DIGITREC_DATA_DIR is deprecated" in caplog.text
@@ -246,7 +247,7 @@ def test_data_dir(monkeypatch, tmp_path, caplog):
 
 
 def test_sync_is_off_without_a_repo(monkeypatch, tmp_path, caplog):
-    monkeypatch.delenv("DIGITREC_FEEDBACK_REPO", raising=False)
+    monkeypatch.delenv("DIGITREC_CORRECTIONS_REPO", raising=False)
     with caplog.at_level(logging.INFO, logger="digitrec"):
         assert feedback_sync.start_sync(FeedbackStore(tmp_path)) is None
     assert f"storing corrections in {tmp_path}" in caplog.text
@@ -258,8 +259,8 @@ def test_sync_gives_up_quickly_when_the_hub_does_not_answer(monkeypatch, tmp_pat
         def __init__(self, store, **kwargs):
             time.sleep(10)
 
-    monkeypatch.setenv("DIGITREC_FEEDBACK_REPO", "someone/digitrec-feedback")
-    monkeypatch.setenv("DIGITREC_FEEDBACK_SYNC_TIMEOUT", "0.5")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_REPO", "someone/digitrec-feedback")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_SYNC_TIMEOUT", "0.5")
     monkeypatch.setattr(feedback_sync, "_scheduler_class", lambda: SlowHub)
     started = time.time()
     with caplog.at_level(logging.INFO, logger="digitrec"):
@@ -275,8 +276,8 @@ def test_sync_creates_a_private_dataset_scheduler(monkeypatch, tmp_path):
         def __init__(self, store, **kwargs):
             created.append((store, kwargs))
 
-    monkeypatch.setenv("DIGITREC_FEEDBACK_REPO", "someone/digitrec-feedback")
-    monkeypatch.setenv("DIGITREC_FEEDBACK_SYNC_MINUTES", "3")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_REPO", "someone/digitrec-feedback")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_SYNC_MINUTES", "3")
     monkeypatch.setattr(feedback_sync, "_scheduler_class", lambda: FakeScheduler)
     monkeypatch.setattr(feedback_sync, "_schedulers", {})
     store = FeedbackStore(tmp_path)
@@ -445,8 +446,8 @@ def test_senders_are_pseudonymous_and_stable(tmp_path):
 
 
 def test_quota_per_sender_per_address_and_store_size(tmp_path, monkeypatch):
-    monkeypatch.setenv("DIGITREC_FEEDBACK_PER_MINUTE", "2")
-    monkeypatch.setenv("DIGITREC_FEEDBACK_ADDRESS_PER_MINUTE", "3")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_PER_MINUTE", "2")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_ADDRESS_PER_MINUTE", "3")
     store = FeedbackStore(tmp_path)
     visitor = store.identify("s1", "10.0.0.1")
     for i in range(2):
@@ -458,7 +459,7 @@ def test_quota_per_sender_per_address_and_store_size(tmp_path, monkeypatch):
     with pytest.raises(feedback.QuotaError, match="from your network: at most 3 a minute"):
         store.add(drawing(), processed_digit(), 1, "cnn", sender=second[0], origin=second[1])
     store.add(drawing(), processed_digit(), 1, "cnn", **who(store.identify("s3", "10.0.0.2")))  # others are not affected
-    monkeypatch.setenv("DIGITREC_STORE_MAX_MB", "0.001")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_MAX_MB", "0.001")
     with pytest.raises(feedback.QuotaError, match="store is full"):
         store.add(drawing(), processed_digit(), 1, "cnn")
     assert store.count() == 4
@@ -466,7 +467,7 @@ def test_quota_per_sender_per_address_and_store_size(tmp_path, monkeypatch):
 
 
 def test_a_correction_over_quota_is_refused_before_the_drawing_is_read(tmp_path, monkeypatch):
-    monkeypatch.setenv("DIGITREC_FEEDBACK_PER_DAY", "0")
+    monkeypatch.setenv("DIGITREC_CORRECTIONS_PER_DAY", "0")
     store = FeedbackStore(tmp_path)
     with pytest.raises(feedback.QuotaError, match="at most 0 a day"):
         store.record("not even an image", "numpy", 3, session="s", address="10.0.0.1")

@@ -10,11 +10,12 @@ for training, and ``BENCHMARK_CONDITIONS`` are the fixed ones the benchmark repo
 from __future__ import annotations
 
 import dataclasses
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from digitrec import config
 
 CANVAS = 800
 DEFAULT_BRUSH = 54
@@ -48,7 +49,7 @@ def data_path(name: str, path=None) -> Path:
     """Return the path of a data file: ``path`` if given, else $DIGITREC_DATA/name, else ../shared/data/name."""
     if path:
         return Path(path)
-    root = os.environ.get("DIGITREC_DATA")
+    root = config.text("DIGITREC_DATA")
     if root:
         return Path(root) / name
     return Path(__file__).resolve().parent.parent.parent / "shared" / "data" / name
