@@ -11,6 +11,8 @@ from PIL import Image
 import digitrec
 from conftest import png_bytes
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 
 @pytest.fixture(scope="module")
 def client(app_url):
