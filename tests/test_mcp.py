@@ -66,7 +66,8 @@ def test_calling_read_digit_reads_held_out_drawings(app_url, one_per_label):
     async def work(session):
         results = []
         for digit, model in cases:
-            image = "data:image/png;base64," + base64.b64encode(png_bytes(Image.fromarray(one_per_label[digit]))).decode()
+            png = png_bytes(Image.fromarray(one_per_label[digit]))
+            image = "data:image/png;base64," + base64.b64encode(png).decode()
             results.append(await session.call_tool("read_digit", {"image": image, "model": model}))
         return results
 

@@ -20,6 +20,7 @@ command never copies a token to the Space.
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -52,8 +53,11 @@ def selected_files(root: Path = ROOT) -> list[str]:
     """Return the paths under ``root`` that upload_folder would send with ALLOW and IGNORE, sorted."""
     from huggingface_hub.utils import filter_repo_objects
 
-    paths = [path.relative_to(root).as_posix() for path in root.rglob("*") if path.is_file()]
-    paths = [path for path in paths if not path.startswith((".git/", ".venv/"))]
+    paths = []
+    for folder, subfolders, names in os.walk(root):
+        # Hidden folders (.venv, .git) hold thousands of files and none a Space wants: not walked.
+        subfolders[:] = [name for name in subfolders if not name.startswith(".") and name != "__pycache__"]
+        paths += [(Path(folder) / name).relative_to(root).as_posix() for name in names]
     return sorted(filter_repo_objects(paths, allow_patterns=ALLOW, ignore_patterns=IGNORE))
 
 
