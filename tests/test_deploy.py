@@ -56,7 +56,7 @@ def test_dry_run_lists_what_a_space_needs_and_touches_no_network(no_network, cap
     assert set(files) == expected
     assert not any(name.startswith(("tests/", "training/", "bench/", "docs/", ".")) for name in files)
     assert not any("__pycache__" in name or name.endswith(".pyc") for name in files)
-    assert f"DIGITREC_HUB_REPO={WEIGHTS}" in output and f"DIGITREC_FEEDBACK_REPO={CORRECTIONS}" in output
+    assert f"DIGITREC_HUB_REPO={WEIGHTS}" in output and f"DIGITREC_CORRECTIONS_REPO={CORRECTIONS}" in output
     assert "HF_TOKEN" in output
     assert no_network == []
 

@@ -18,9 +18,8 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from bench.serve import free_port
 from bench.browser import CANVAS, CHROMIUM, draw_with_mouse, drawing_area, on_screen
-from conftest import png_bytes
+from conftest import free_port, png_bytes
 from test_browser import LABEL_VALUE, browser, held_out_drawing, pendigits, predict, select_brush  # noqa: F401
 from training.strokes import HELD_OUT_WRITERS
 

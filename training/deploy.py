@@ -12,7 +12,7 @@ README, whose front matter gains ``models:`` / ``datasets:`` and ``preload_from_
 the weights repo and the files the loader reads, so the Space's build puts them in its
 hub cache before the app starts. Nothing else goes: no .venv, caches, tests, test
 artifacts, corrections, docs or training code. The Space's variables (DIGITREC_HUB_REPO,
-DIGITREC_FEEDBACK_REPO, DIGITREC_HUB_REVISION) are set with ``HfApi.add_space_variable``.
+DIGITREC_CORRECTIONS_REPO, DIGITREC_HUB_REVISION) are set with ``HfApi.add_space_variable``.
 The token the corrections sync writes with is a secret the owner adds (HF_TOKEN); this
 command never copies a token to the Space.
 """
@@ -29,7 +29,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from digitrec.base import read_manifest  # noqa: E402
+from digitrec import manifest as manifests  # noqa: E402
 from digitrec.registry import MODEL_IDS  # noqa: E402
 
 # What a Space runs: fnmatch patterns as upload_folder applies them (``*`` also matches "/").
@@ -65,7 +65,7 @@ def weights_files(root: Path = ROOT) -> list[str]:
     """Return the files the loader downloads from a weights repo: each ``<id>.json`` and the weights file it names."""
     names = []
     for model_id in MODEL_IDS:
-        manifest = read_manifest(root / "weights" / f"{model_id}.json")
+        manifest = manifests.read(manifests.path_for(root / "weights", model_id))
         names += [f"{model_id}.json", manifest["weights_file"]]
     return names
 
@@ -78,7 +78,7 @@ def space_variables(weights_repo=None, corrections_dataset=None, revision=None) 
         if revision:
             variables["DIGITREC_HUB_REVISION"] = revision
     if corrections_dataset:
-        variables["DIGITREC_FEEDBACK_REPO"] = corrections_dataset
+        variables["DIGITREC_CORRECTIONS_REPO"] = corrections_dataset
     return variables
 
 
@@ -138,9 +138,9 @@ def report(space, files, variables, root: Path = ROOT) -> str:
     lines.append(f"  total {total:,} bytes")
     lines.append("variables:" if variables else "variables: none (no --weights-repo or --corrections-dataset)")
     lines += [f"  {key}={value}" for key, value in variables.items()]
-    if "DIGITREC_FEEDBACK_REPO" in variables:
+    if "DIGITREC_CORRECTIONS_REPO" in variables:
         lines.append(
-            f"secret: add {SECRET} (a write token for {variables['DIGITREC_FEEDBACK_REPO']}) in the Space's "
+            f"secret: add {SECRET} (a write token for {variables['DIGITREC_CORRECTIONS_REPO']}) in the Space's "
             "Settings → Variables and secrets; without it corrections stay on the Space's disk."
         )
     return "\n".join(lines)
