@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import socket
+from pathlib import Path
 
 import huggingface_hub.constants
 import numpy as np
@@ -150,3 +151,31 @@ def test_gitattributes_stores_every_binary_the_space_needs_with_lfs():
                          text=True, check=True).stdout
     filters = dict(line.rsplit(": filter: ", 1) for line in out.splitlines())
     assert filters == {name: "lfs" for name in binaries}
+
+
+def test_the_uploaded_files_alone_serve_the_app_with_weights_from_the_preloaded_cache(tmp_path, one_per_label):
+    """What a Space gets (the staged files, its preloaded hub cache, its variables), offline: served from that cache."""
+    import base64
+
+    from gradio_client import Client
+    from PIL import Image
+
+    from conftest import png_bytes, start_app, stop_app
+
+    space = tmp_path / "space"
+    deploy.stage(space, WEIGHTS, CORRECTIONS)
+    header = yaml.safe_load((space / "README.md").read_text(encoding="utf-8").split("---")[1])
+    cache = preloaded_cache(tmp_path / "hub-cache", header["preload_from_hub"][0])
+    env = {"HF_HUB_OFFLINE": "1", "HF_HUB_CACHE": str(cache), "DIGITREC_CORRECTIONS_DIR": str(tmp_path / "data"),
+           **deploy.space_variables(WEIGHTS, CORRECTIONS)}
+    process, url, _ = start_app(env, timeout=240, cwd=space)
+    try:
+        image = base64.b64encode(png_bytes(Image.fromarray(one_per_label[6]))).decode()
+        answer = Client(url, verbose=False).predict(image, "cnn", api_name="/read_digit")
+        assert answer["digit"] == 6
+    finally:
+        stop_app(process)
+    log = Path(process.log_path).read_text()
+    for model_id in digitrec.MODEL_IDS:
+        assert f"{model_id}: loaded weights from hub" in log and WEIGHTS in log, log[-2000:]
+    assert "loaded weights from bundled" not in log
