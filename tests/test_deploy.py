@@ -141,6 +141,7 @@ def test_all_three_models_load_from_the_preloaded_cache_offline_without_a_networ
     assert no_network == []
 
 
+@pytest.mark.slow  # a subprocess
 def test_gitattributes_stores_every_binary_the_space_needs_with_lfs():
     """For a push with git: each weights file and image that goes up is marked filter=lfs."""
     import subprocess
@@ -153,6 +154,7 @@ def test_gitattributes_stores_every_binary_the_space_needs_with_lfs():
     assert filters == {name: "lfs" for name in binaries}
 
 
+@pytest.mark.slow  # starts the app
 def test_the_uploaded_files_alone_serve_the_app_with_weights_from_the_preloaded_cache(tmp_path, one_per_label):
     """What a Space gets (the staged files, its preloaded hub cache, its variables), offline: served from that cache."""
     import base64

@@ -23,6 +23,8 @@ from conftest import free_port, png_bytes
 from test_browser import LABEL_VALUE, browser, held_out_drawing, pendigits, predict, select_brush  # noqa: F401
 from training.strokes import HELD_OUT_WRITERS
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 FRAME_SIZE = {"width": 1240, "height": 1500}
 HOST_PAGE = """<!doctype html>
 <html><head><meta charset="utf-8"><title>A page that embeds digitrec</title></head>

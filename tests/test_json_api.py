@@ -16,6 +16,8 @@ from conftest import png_bytes
 
 GENERIC = "has not enabled verbose error reporting"
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 
 @pytest.fixture(scope="module")
 def client(app_url):

@@ -19,6 +19,8 @@ from PIL import Image
 
 from conftest import png_bytes
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 
 async def _session(url, work):
     async with streamable_http_client(url) as (read, write, _):
