@@ -43,6 +43,7 @@ class Layout:
     drift: float = 0.0  # baseline slope, height per digit (random sign)
     jitter: float = 0.0  # random up/down of each digit
     sizes: tuple = (1.0, 1.0)  # each digit's height × this range
+    brush: tuple = (0.08, 0.18)  # the pen's width (the app's default brush on a digit half the canvas tall is ~15 %)
 
 
 CONDITIONS = {
@@ -69,13 +70,13 @@ def compose(digits: list, layout: Layout, rng: np.random.Generator, size=WIDE):
 
     Returns (canvas (H, W, 3) uint8, each digit's ink crop as drawn). The digit height is
     chosen so the number fills at most 90 % of the canvas's width and 55 % of its height;
-    the brush is 8-18 % of it (the app's default brush on a digit half the canvas tall is ~15 %).
+    the brush is a fraction of it drawn from ``layout.brush``.
     """
     width, height = size
     count = len(digits)
     scales = rng.uniform(*layout.sizes, count)
     gaps = rng.uniform(*layout.gap, max(count - 1, 0))
-    brush_fraction = rng.uniform(0.08, 0.18)
+    brush_fraction = rng.uniform(*layout.brush)
     # Widths are known only once drawn: draw at a trial height, then scale to fit.
     trial = 100.0
     trial_widths = [digit_ink(d, trial * s, brush_fraction * trial).shape[1] / trial for d, s in zip(digits, scales)]
