@@ -310,11 +310,10 @@ def boxes_over(sketch, reading) -> np.ndarray:
     return np.asarray(paper)
 
 
-def caption(position: int, digit) -> str:
-    """Return a digit's caption: its place, the reading and the next guesses."""
-    guesses = ", ".join(f"{c['digit']} {c['probability']:.0%}" for c in digit.candidates)
-    flag = "" if digit.verdict == "digit" else f" ({digit.verdict.replace('_', ' ')})"
-    return f"#{position + 1}: {digit.symbol}{flag} — {guesses}"
+def caption(digit) -> str:
+    """Return a digit's caption, short enough for a thumbnail: its top two guesses, and a flag when unsure."""
+    guesses = " · ".join(f"{c['digit']} {c['probability']:.0%}" for c in digit.candidates[:2])
+    return guesses + ("" if digit.verdict == "digit" else f" ({digit.verdict.replace('_', ' ')})")
 
 
 def read_number(sketch, model):
@@ -329,7 +328,7 @@ def read_number_shown(sketch, model):
     The state keeps each digit's drawing (its crop) so a correction stores that digit.
     """
     reading = _read_number(sketch, model)
-    gallery = [(png_path(enlarge(d.processed)), caption(i, d)) for i, d in enumerate(reading.digits)]
+    gallery = [(png_path(enlarge(d.processed)), caption(d)) for d in reading.digits]
     positions = [(f"#{i + 1} (read {d.symbol})", i) for i, d in enumerate(reading.digits)]
     shown_number = {"model": model, "crops": reading.crops, "text": reading.text}
     return (

@@ -246,7 +246,7 @@ def test_one_digit_correction_is_stored(client, pendigits, tmp_path, app_data_di
     assert row["label"] == 7
     with pytest.raises(AppError, match="pick 0 to 2"):
         client.predict(sketch_of(path), "cnn", 5, "7", api_name="/feedback_digit")
-    with pytest.raises(AppError, match="label|digit"):
+    with pytest.raises(AppError, match="Label must be"):
         client.predict(sketch_of(path), "cnn", 0, "x", api_name="/feedback_digit")
 
 
@@ -299,9 +299,11 @@ def test_browser_draw_2026_and_read_it(app_url, pendigits):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 1000})
-            page.set_default_timeout(30_000)
+            page.set_default_timeout(90_000)  # a loaded 2-core machine: clicks wait for the page to settle
             page.goto(app_url)
-            page.get_by_role("tab", name="Number").click()
+            tab = page.get_by_role("tab", name="Number")
+            if tab.is_visible():  # gradio hides the tab bar while Number is the only tab
+                tab.click()
             sketch = page.locator("#number-sketch")
             sketch.scroll_into_view_if_needed()
             sketch.get_by_role("button", name="Brush", exact=True).click()
@@ -310,7 +312,7 @@ def test_browser_draw_2026_and_read_it(app_url, pendigits):
             page.locator("#read-number").click()
             text = page.locator("#number-text textarea")
             try:
-                sync_api.expect(text).not_to_have_value("", timeout=30_000)
+                sync_api.expect(text).not_to_have_value("", timeout=90_000)
             except AssertionError:
                 raise AssertionError(f"no number; the page said {page.locator('.toast-body').all_inner_texts()}")
             sync_api.expect(page.locator("#number-digits img")).to_have_count(4)
