@@ -3,6 +3,7 @@
     python -m bench.numbers                     # held-out writers, every model, the README table
     python -m bench.numbers --models cnn --per-length 20    # a quicker look
     python -m bench.numbers --writers training  # the training writers: where the segmentation's settings are chosen
+    python -m bench.numbers --write             # also put the table into README.md and docs/numbers.md
 
 Numbers of 2 to 6 digits are composed from UCI pendigits pen trajectories, each number
 from ONE writer (held out: writers 25–30), drawn as pen strokes on the app's wide canvas
@@ -198,12 +199,26 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
     return "\n".join(lines)
 
 
+BEGIN, END = "<!-- bench.numbers: begin -->", "<!-- bench.numbers: end -->"
+
+
+def write_report(text: str, paths=(ROOT / "README.md", ROOT / "docs" / "numbers.md")) -> None:
+    """Put the report between the BEGIN and END markers of each file, so no figure is typed by hand."""
+    for path in paths:
+        page = path.read_text()
+        if BEGIN not in page or END not in page:
+            raise ValueError(f"{path} has no {BEGIN} … {END} block for the report.")
+        head, rest = page.split(BEGIN, 1)
+        path.write_text(head + BEGIN + "\n" + text.strip() + "\n" + END + rest.split(END, 1)[1])
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(digitrec.MODEL_IDS))
     parser.add_argument("--per-length", type=int, default=60, help="numbers per condition and length")
     parser.add_argument("--writers", choices=("held-out", "training"), default="held-out")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", action="store_true", help="put the table into README.md and docs/numbers.md")
     args = parser.parse_args(argv)
     _, _, who = load_pendigits()
     if args.writers == "held-out":
@@ -222,7 +237,10 @@ def main(argv=None):
     for model_id in args.models:
         results[model_id] = run(model_id, args.writer_ids, args.per_length, args.seed)
         times[model_id] = read_times(model_id, args.writer_ids, args.seed)
-    print(format_table(results, times, args))
+    report = format_table(results, times, args)
+    print(report)
+    if args.write:
+        write_report(report)
 
 
 if __name__ == "__main__":
