@@ -144,6 +144,7 @@ def run(model_id: str, writers, per_length: int, seed: int):
                         counts["single"] += 1
                         counts["single_right"] += max(probs, key=probs.get) == str(label)
             results[name, length] = counts
+            print(f"{model_id} {name}, {length} digits: {counts['right']}/{counts['numbers']}", file=sys.stderr, flush=True)
     return results
 
 

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from .preprocess import INK_THRESHOLD, EmptyDrawingError, preprocess, to_ink, to_uint8
+from .preprocess import INK_THRESHOLD, EmptyDrawingError, preprocess, stroke_width, to_ink, to_uint8
 from .registry import check_model_id, get_model
 
 WORK_SIDE_MAX = 900  # the canvas is read at a whole fraction of its size, at most this many pixels wide
@@ -372,8 +372,6 @@ def split_touching(piece_crops: list[np.ndarray], model_id: str) -> list[list[in
     batch, and the best chain of stretches (dynamic programming) maximises the sum of
     log-probabilities of their top guesses, less the shape and cut penalties above.
     """
-    from .preprocess import stroke_width
-
     plans = []  # per piece: (bounds, cut costs, spans)
     images = []
     shapes = []  # (piece index, i, j, aspect)
