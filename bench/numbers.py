@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -194,7 +195,8 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
             f"Single digits, the same writers' digits of the generous-gaps numbers drawn alone: "
             f"{percent(*single)}; the same digits read in their numbers: {percent(*in_numbers)}. "
             f"A 6-digit number is read in {np.percentile(times, 50):.1f} ms (p50; p90 "
-            f"{np.percentile(times, 90):.1f} ms, {len(times)} reads, in-process).",
+            f"{np.percentile(times, 90):.1f} ms, {len(times)} reads, in-process; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when timed).",
             "",
         ]
     return "\n".join(lines)
