@@ -23,8 +23,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from training.augment import augment_batch  # noqa: E402
-from training.data import drawn_training_digits, load_mnist  # noqa: E402
+from training.data import drawn_training_digits, load_mnist, unipen_training_digits  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
+from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
 from digitrec.base import read_manifest  # noqa: E402
 from digitrec.registry import model_class  # noqa: E402
@@ -43,6 +44,12 @@ def parse_args(argv=None):
     parser.add_argument("--mnist", help="path of mnist.npz (default: $DIGITREC_DATA or ../shared/data, else download)")
     parser.add_argument("--pendigits", help="path of pendigits_train.npz (default: $DIGITREC_DATA or ../shared/data)")
     parser.add_argument("--copies", type=int, default=4, help="random renders of each training writer's digit")
+    parser.add_argument("--unipen", help="path of unipen_digits.npz (default: $DIGITREC_DATA or ../shared/data)")
+    parser.add_argument("--unipen-copies", type=int, default=4,
+                        help="random renders of each UNIPEN training-institution digit (training/unipen.py); 0: none")
+    parser.add_argument("--init", help="a saved manifest: start from these weights instead of fresh ones")
+    parser.add_argument("--checkpoints", help="folder to save the model into after every epoch (a killed run "
+                        "keeps its last epoch; continue with --init)")
     parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
@@ -60,9 +67,13 @@ def parse_args(argv=None):
         parser.error("--resume continues one model: give --model too")
     if args.resume and not (DEFAULTS[args.model]["clean_epochs"] if args.clean_epochs is None else args.clean_epochs):
         parser.error("--resume runs only the epochs without augmentation: give --clean-epochs")
-    for name in ("copies", "epochs", "batch_size", "limit", "clean_epochs"):
+    if args.init and args.model == "all":
+        parser.error("--init starts one model from saved weights: give --model too")
+    if args.init and args.resume:
+        parser.error("--init and --resume both choose the starting weights: give one")
+    for name in ("copies", "unipen_copies", "epochs", "batch_size", "limit", "clean_epochs"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name in ("copies", "clean_epochs") else 1):
+        if value is not None and value < (0 if name in ("copies", "unipen_copies", "clean_epochs") else 1):
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
@@ -70,24 +81,30 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------- prepare data
 
 
-def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS):
+def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS,
+                 unipen=None, unipen_copies=0):
     """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits, shuffled.
 
-    The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``;
-    ``limit`` keeps that many MNIST images and a quarter as many drawn ones (smoke tests).
+    The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``
+    and ``unipen_copies`` renders of every UNIPEN digit of the training institutions (the test
+    and validation institutions never); ``limit`` keeps that many MNIST images and a quarter
+    as many drawn ones of each set (smoke tests).
     """
     x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
     drawn_limit = limit // 4 if limit else None
     x_drawn, y_drawn = drawn_training_digits(
         copies, seed, pendigits, limit=drawn_limit, distort=distort, exclude=exclude
     )
+    x_unipen, y_unipen = unipen_training_digits(unipen_copies, seed, unipen, limit=drawn_limit, distort=distort)
+    x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen]), np.concatenate([y_drawn, y_unipen])
     if limit:
         x_mnist, y_mnist = x_mnist[:limit], y_mnist[:limit]
         x_test, y_test = x_test[: max(100, limit // 4)], y_test[: max(100, limit // 4)]
     x_train = np.concatenate([x_mnist, x_drawn])
     y_train = np.concatenate([y_mnist, y_drawn])
     order = np.random.default_rng(seed).permutation(len(x_train))
-    print(f"data: {len(x_mnist)} MNIST + {len(x_drawn)} rendered drawn digits, {len(x_test)} test", flush=True)
+    print(f"data: {len(x_mnist)} MNIST + {len(x_drawn)} rendered drawn digits ({len(x_unipen)} of them UNIPEN), "
+          f"{len(x_test)} test", flush=True)
     return x_train[order], y_train[order], x_test, y_test
 
 
@@ -109,11 +126,18 @@ def settings_for(model_id, args):
         drawn_copies=args.copies,
         stroke_distortion=not args.no_distort_strokes,
     )
+    if args.unipen_copies:
+        settings.update(unipen_copies=args.unipen_copies, unipen_institutions="all but " + ", ".join(
+            TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
+    if args.init:  # fine-tuning: the saved model's own training stays on record beside these settings
+        settings.update(init=str(args.init), init_training=read_manifest(args.init)["training"])
+    if args.checkpoints:
+        settings["checkpoints"] = str(args.checkpoints)
     return settings
 
 
 def fit_keras(model, x_train, y_train, x_test, y_test, learning_rate, decay, epochs, batch_size, seed, augment,
-              first_epoch=1):
+              first_epoch=1, callbacks=()):
     """Train ``model`` on shuffled (and, if ``augment``, distorted) batches; return one history row per epoch.
 
     With ``decay`` the learning rate falls from ``learning_rate`` to FINAL_FRACTION of it
@@ -153,7 +177,8 @@ def fit_keras(model, x_train, y_train, x_test, y_test, learning_rate, decay, epo
             self.epoch += 1
             self.order = np.random.default_rng((seed, self.epoch)).permutation(len(x_train))
 
-    history = network.fit(Batches(), epochs=epochs, validation_data=(x_test, y_test), verbose=2)
+    history = network.fit(Batches(), epochs=epochs, validation_data=(x_test, y_test), verbose=2,
+                          callbacks=list(callbacks))
     return [
         {"epoch": first_epoch + i, **{k: float(v[i]) for k, v in history.history.items()}} for i in range(epochs)
     ]
@@ -164,10 +189,15 @@ def train_keras(model_id, x_train, y_train, x_test, y_test, settings, augment):
     import keras
 
     keras.utils.set_random_seed(settings["seed"])
-    model = model_class(model_id)()
+    model = model_class(model_id).load(settings["init"]) if settings.get("init") else model_class(model_id)()
+    callbacks = []
+    if settings.get("checkpoints"):
+        callbacks.append(keras.callbacks.LambdaCallback(
+            on_epoch_end=lambda epoch, logs: checkpoint(model, settings, epoch + 1, x_test, y_test)))
     rows = fit_keras(
         model, x_train, y_train, x_test, y_test, settings["learning_rate"], decay=True,
         epochs=settings["epochs"], batch_size=settings["batch_size"], seed=settings["seed"], augment=augment,
+        callbacks=callbacks,
     )
     return model, rows
 
@@ -197,7 +227,10 @@ def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, setti
 def train_numpy(x_train, y_train, x_test, y_test, settings, augment):
     from digitrec.numpy_net import NumpyNet
 
-    model = NumpyNet(sizes=(784, 800, 800, 10), dropout=0.2, seed=settings["seed"])
+    if settings.get("init"):
+        model = NumpyNet.load(settings["init"])
+    else:
+        model = NumpyNet(sizes=(784, 800, 800, 10), dropout=0.2, seed=settings["seed"])
     started = time.time()
 
     def report(epoch, row):
@@ -207,6 +240,8 @@ def train_numpy(x_train, y_train, x_test, y_test, settings, augment):
             f" - val_accuracy {row['val_accuracy']:.4f}",
             flush=True,
         )
+        if settings.get("checkpoints"):
+            checkpoint(model, settings, epoch, x_test, y_test)
 
     rows = model.fit(
         x_train,
@@ -229,6 +264,14 @@ def accuracy(model, x, y):
     return float((model.predict_labels(x) == y).mean())
 
 
+def checkpoint(model, settings, epoch, x_test, y_test):
+    """Save the model after ``epoch`` into the checkpoint folder, so a killed run keeps its last epoch."""
+    folder = Path(settings["checkpoints"]) / f"epoch{epoch}"
+    model.save(folder, training={**settings, "checkpoint_epoch": epoch},
+               metrics={"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))})
+    print(f"checkpoint: {folder}", flush=True)
+
+
 def save(model_id, model, out, settings, history, x_test, y_test):
     """Evaluate on the MNIST test digits and save the weights with their manifest; return its path."""
     settings["history"] = history
@@ -240,7 +283,8 @@ def save(model_id, model, out, settings, history, x_test, y_test):
 def main(argv=None):
     args = parse_args(argv)
     x_train, y_train, x_test, y_test = prepare_data(
-        args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes
+        args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
+        unipen=args.unipen, unipen_copies=args.unipen_copies,
     )
     augment = None if args.no_augment else augment_batch
     chosen = ["cnn", "dense", "numpy"] if args.model == "all" else [args.model]
