@@ -211,6 +211,51 @@ def save_errors(errors, folder: Path, model_ids, labels_count):
             print(f"{model_id}: worst ten (true→guess): " + ", ".join(f"{e[4]}→{e[5]} ({e[0]})" for e in worst))
 
 
+def suspect_labels(model_ids, arrays, most=0.7):
+    """Return {index: guess} for digits every model reads as the same other digit in ``most`` of the conditions.
+
+    Such a digit is either a style no model can read or a wrong label; the sheet
+    ``save_suspects`` draws lets a person tell which, and the figures are reported with
+    and without them — they are never dropped silently.
+    """
+    guesses = np.stack([
+        np.stack([digitrec.get_model(m).predict_labels(x) for x, _ in arrays.values()]) for m in model_ids
+    ])  # (models, conditions, digits)
+    labels = next(iter(arrays.values()))[1]
+    suspects = {}
+    for i, label in enumerate(labels):
+        values, counts = np.unique(guesses[:, :, i], return_counts=True)
+        top = values[np.argmax(counts)]
+        if top != label and counts.max() >= most * guesses.shape[0] * guesses.shape[1]:
+            suspects[i] = int(top)
+    return suspects
+
+
+def save_suspects(suspects, arrays, path: Path):
+    """Draw the suspects' canvas-default renders, each captioned "label → models' reading", into one PNG."""
+    from PIL import Image, ImageDraw
+
+    x, y = next(iter(arrays.values()))
+    cell, columns = 84, 10
+    rows = max(1, int(np.ceil(len(suspects) / columns)))
+    sheet = Image.new("L", (columns * cell, rows * (cell + 14)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for k, (i, guess) in enumerate(sorted(suspects.items())):
+        left, top = (k % columns) * cell, (k // columns) * (cell + 14)
+        image = Image.fromarray((255 - x[i] * 255).astype(np.uint8)).resize((cell - 4, cell - 4), Image.NEAREST)
+        sheet.paste(image, (left + 2, top + 2))
+        draw.text((left + 4, top + cell - 2), f"#{i}: {y[i]} -> {guess}", fill=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def without(arrays, model_ids, suspects):
+    """Return {condition: {model: accuracy}} on the same arrays with the suspect digits left out."""
+    keep = np.ones(len(next(iter(arrays.values()))[1]), bool)
+    keep[list(suspects)] = False
+    return arrays_accuracy(model_ids, {name: (x[keep], y[keep]) for name, (x, y) in arrays.items()})
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(digitrec.MODEL_IDS), choices=digitrec.MODEL_IDS)
@@ -220,6 +265,9 @@ def main(argv=None):
     parser.add_argument("--pendigits", help="path of pendigits_train.npz")
     parser.add_argument("--unipen", help="path of unipen_digits.npz")
     parser.add_argument("--no-unipen", action="store_true", help="skip the UNIPEN test institutions")
+    parser.add_argument("--suspects", type=Path,
+                        help="save a contact sheet of UNIPEN test digits every model misreads alike (label errors?) "
+                        "here, and print the UNIPEN table without them too")
     parser.add_argument("--record", action="store_true", help="write the figures into weights/<id>.json")
     parser.add_argument("--errors", type=Path, help="folder for the confusion matrix and worst-ten images")
     args = parser.parse_args(argv)
@@ -249,6 +297,14 @@ def main(argv=None):
         )
         print(u_text)
         unipen = (u_table, u_means, u_worst, count)
+        if args.suspects:
+            suspects = suspect_labels(args.models, arrays)
+            save_suspects(suspects, arrays, args.suspects)
+            print(f"\n{len(suspects)} digits every model reads as the same other digit in most conditions "
+                  f"(sheet: {args.suspects}): " + ", ".join(f"#{i} {arrays['canvas default'][1][i]}→{g}"
+                                                           for i, g in sorted(suspects.items())))
+            print("\nUNIPEN test institutions without them:\n")
+            print(format_table(args.models, without(arrays, args.models, suspects), None, label="UNIPEN")[0])
     print(f"\n({time.time() - started:.0f} s)")
     if args.errors:
         save_errors(errors, args.errors, args.models, len(labels))
