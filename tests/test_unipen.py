@@ -65,3 +65,32 @@ def test_unipen_digits_render_as_canvas_drawings(unipen):
     digits, _, _ = unipen
     image = preprocess(render(digits[0], Condition()))
     assert image.shape == (28, 28) and 0.03 < image.mean() < 0.5
+
+
+def test_training_can_start_from_saved_weights_and_keeps_every_epoch(tmp_path):
+    """--init loads the saved network (a vanishing learning rate leaves it as it was); --checkpoints saves epochs."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from digitrec.base import read_manifest
+    from digitrec.numpy_net import NumpyNet
+
+    root = Path(__file__).resolve().parent.parent
+    start = NumpyNet(sizes=(784, 16, 10), seed=7)
+    start_manifest = start.save(tmp_path / "start", training={"epochs": 0})
+    argv = ["--model", "numpy", "--init", start_manifest, "--epochs", "2", "--learning-rate", "1e-12",
+            "--limit", "200", "--copies", "1", "--unipen-copies", "1", "--out", tmp_path / "out",
+            "--checkpoints", tmp_path / "checkpoints", "--skip-drawn-eval"]
+    result = subprocess.run([sys.executable, "-m", "training.train", *map(str, argv)], cwd=root,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "(50 of them UNIPEN)" in result.stdout
+    trained = NumpyNet.load(tmp_path / "out" / "numpy.json")
+    for before, after in zip(start.weights, trained.weights):
+        np.testing.assert_allclose(after, before, atol=1e-6)
+    training = read_manifest(tmp_path / "out" / "numpy.json")["training"]
+    assert training["init"] == str(start_manifest) and training["init_training"] == {"epochs": 0}
+    assert training["unipen_copies"] == 1
+    for epoch in (1, 2):
+        NumpyNet.load(tmp_path / "checkpoints" / f"epoch{epoch}" / "numpy.json")
