@@ -56,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--clean-epochs", type=int, help="last epochs without augmentation (Keras models)")
     parser.add_argument("--resume", help="a saved manifest: skip the augmented epochs and continue from it")
     parser.add_argument("--limit", type=int, help="use only this many training images (smoke tests)")
+    parser.add_argument("--subsample", type=int,
+                        help="train on a random N of the prepared images (all sets in proportion): a short fine-tune")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--no-distort-strokes", action="store_true",
                         help="render the training writers' strokes as drawn (training/strokes.py: distort_strokes)")
@@ -71,7 +73,7 @@ def parse_args(argv=None):
         parser.error("--init starts one model from saved weights: give --model too")
     if args.init and args.resume:
         parser.error("--init and --resume both choose the starting weights: give one")
-    for name in ("copies", "unipen_copies", "epochs", "batch_size", "limit", "clean_epochs"):
+    for name in ("copies", "unipen_copies", "epochs", "batch_size", "limit", "subsample", "clean_epochs"):
         value = getattr(args, name)
         if value is not None and value < (0 if name in ("copies", "unipen_copies", "clean_epochs") else 1):
             parser.error(f"--{name.replace('_', '-')} must be positive")
@@ -133,6 +135,8 @@ def settings_for(model_id, args):
         settings.update(init=str(args.init), init_training=read_manifest(args.init)["training"])
     if args.checkpoints:
         settings["checkpoints"] = str(args.checkpoints)
+    if args.subsample:
+        settings["subsample"] = args.subsample
     return settings
 
 
@@ -286,6 +290,8 @@ def main(argv=None):
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
         unipen=args.unipen, unipen_copies=args.unipen_copies,
     )
+    if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
+        x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]
     augment = None if args.no_augment else augment_batch
     chosen = ["cnn", "dense", "numpy"] if args.model == "all" else [args.model]
     for model_id in chosen:
