@@ -94,3 +94,19 @@ def test_training_can_start_from_saved_weights_and_keeps_every_epoch(tmp_path):
     assert training["unipen_copies"] == 1
     for epoch in (1, 2):
         NumpyNet.load(tmp_path / "checkpoints" / f"epoch{epoch}" / "numpy.json")
+
+
+def test_a_wrong_label_every_model_reads_otherwise_is_a_suspect_and_is_left_out_of_the_other_table(tmp_path):
+    from bench.accuracy import save_suspects, suspect_labels, without
+    from training.data import load_mnist
+
+    _, _, x_test, y_test = load_mnist()
+    x, y = x_test[:40], y_test[:40].copy()
+    y[7] = (y[7] + 1) % 10  # a label no model agrees with
+    arrays = {"a": (x, y), "b": (x, y)}
+    suspects = suspect_labels(["cnn", "dense", "numpy"], arrays)
+    assert suspects.get(7) == int(y_test[7])
+    save_suspects(suspects, arrays, tmp_path / "sheet.png")
+    assert (tmp_path / "sheet.png").exists()
+    table = without(arrays, ["numpy"], suspects)
+    assert set(table) == {"a", "b"} and all(0.0 <= row["numpy"] <= 1.0 for row in table.values())
