@@ -3,6 +3,9 @@
     python -m bench.accuracy                 # all models, all conditions, prints the table
     python -m bench.accuracy --record        # … and writes the figures into weights/<id>.json
 
+A second table reads the UNIPEN test institutions (training/unipen.py: TEST_INSTITUTIONS),
+writers from other labs, countries and tablets, rendered under the same conditions.
+
 Held-out writers (training/strokes.py: HELD_OUT_WRITERS) have their pen trajectories
 rendered on an 800×800 canvas under each condition of BENCHMARK_CONDITIONS, and every
 drawing goes through ``digitrec.predict`` — the same call the app and the API make.
@@ -27,6 +30,7 @@ import digitrec  # noqa: E402
 from digitrec.preprocess import METHODS  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 from training.strokes import BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, load_pendigits, render  # noqa: E402
+from training.unipen import TEST_INSTITUTIONS, load_unipen, split_indices  # noqa: E402
 
 
 def held_out_digits(path=None, limit=None, writers=HELD_OUT_WRITERS):
@@ -50,31 +54,67 @@ def drawn_arrays(limit=None, path=None, writers=HELD_OUT_WRITERS):
     for every model or every evaluation (fine-tuning measures before and after). Cached in
     training/.cache under a hash of the rendering and preprocessing code.
     """
+    who = "heldout" if tuple(writers) == HELD_OUT_WRITERS else "writers" + "-".join(map(str, writers))
+    return condition_arrays(f"drawn_{who}_limit{limit or 'all'}", lambda: held_out_digits(path, limit, writers),
+                            cache=path is None)
+
+
+def unipen_digits(part="test", path=None):
+    """Return the digits and labels of one part of the UNIPEN institution split (training/unipen.py)."""
+    digits, labels, institutions = load_unipen(path)
+    chosen = split_indices(institutions, part)
+    return [digits[i] for i in chosen], labels[chosen]
+
+
+def unipen_arrays(part="test", path=None):
+    """Return {condition: (x, y)}: one UNIPEN part's digits rendered under every condition, preprocessed once.
+
+    Read with ``predict_proba`` in batches, as ``drawn_arrays``: the same pixels
+    ``digitrec.predict`` would be given, without 14,000 single-image calls per model.
+    """
+    from training import unipen
+
+    return condition_arrays(f"unipen_{part}", lambda: unipen_digits(part, path), cache=path is None, also=(unipen,))
+
+
+def condition_arrays(name, load, cache=True, also=()):
+    """Render ``load()``'s digits under every benchmark condition and preprocess them; cache the arrays.
+
+    The cache key hashes the rendering and preprocessing code (and the modules ``also``, which
+    load the digits), so changing any of them re-renders.
+    """
     import hashlib
 
     from digitrec import preprocess as preprocess_module
     from training import strokes
     from training.data import CACHE
 
-    code = b"".join(Path(m.__file__).read_bytes() for m in (preprocess_module, strokes))
+    code = b"".join(Path(m.__file__).read_bytes() for m in (preprocess_module, strokes, *also))
     key = hashlib.sha256(code + repr(sorted(BENCHMARK_CONDITIONS.items())).encode()).hexdigest()[:12]
-    who = "heldout" if tuple(writers) == HELD_OUT_WRITERS else "writers" + "-".join(map(str, writers))
-    cache = CACHE / f"drawn_{who}_limit{limit or 'all'}_{key}.npz"
-    if path is None and cache.exists():
-        with np.load(cache) as data:
+    file = CACHE / f"{name}_{key}.npz"
+    if cache and file.exists():
+        with np.load(file) as data:
             return {name: (data[f"x{i}"], data["y"]) for i, name in enumerate(BENCHMARK_CONDITIONS)}
-    digits, labels = held_out_digits(path, limit, writers)
+    digits, labels = load()
     arrays = {
         name: np.stack([preprocess_module.preprocess(render(strokes_, condition)) for strokes_ in digits])
         for name, condition in BENCHMARK_CONDITIONS.items()
     }
-    if path is None:
+    if cache:
         CACHE.mkdir(exist_ok=True)
-        partial = cache.with_suffix(f".{os.getpid()}.tmp")  # renamed into place: readers never see half a file
-        with open(partial, "wb") as file:
-            np.savez_compressed(file, y=labels, **{f"x{i}": x for i, x in enumerate(arrays.values())})
-        os.replace(partial, cache)
+        partial = file.with_suffix(f".{os.getpid()}.tmp")  # renamed into place: readers never see half a file
+        with open(partial, "wb") as out:
+            np.savez_compressed(out, y=labels, **{f"x{i}": x for i, x in enumerate(arrays.values())})
+        os.replace(partial, file)
     return {name: (x, labels) for name, x in arrays.items()}
+
+
+def arrays_accuracy(model_ids, arrays):
+    """Return {condition: {model: accuracy}} for preprocessed arrays, each model reading them in batches."""
+    return {
+        name: {m: float((digitrec.get_model(m).predict_labels(x) == y).mean()) for m in model_ids}
+        for name, (x, y) in arrays.items()
+    }
 
 
 def drawn_accuracy(model_ids, digits, labels, method="mnist", keep_errors=False):
@@ -101,23 +141,26 @@ def mnist_accuracy(model_id, x_test, y_test):
     return float((digitrec.get_model(model_id).predict_labels(x_test) == y_test).mean())
 
 
-def format_table(model_ids, table, mnist):
-    """Return the accuracy table as Markdown."""
+def format_table(model_ids, table, mnist, label="drawn"):
+    """Return the accuracy table as Markdown, its mean and worst rows named after ``label``."""
     names = [digitrec.MODELS[m]["name"] for m in model_ids]
     lines = ["| condition | " + " | ".join(names) + " |", "| --- |" + " ---: |" * len(model_ids)]
     for condition, row in table.items():
         lines.append(f"| {condition} | " + " | ".join(f"{row[m]:.2%}" for m in model_ids) + " |")
     means = {m: float(np.mean([row[m] for row in table.values()])) for m in model_ids}
     worst = {m: min(row[m] for row in table.values()) for m in model_ids}
-    lines.append("| **drawn, mean of conditions** | " + " | ".join(f"**{means[m]:.2%}**" for m in model_ids) + " |")
-    lines.append("| drawn, worst condition | " + " | ".join(f"{worst[m]:.2%}" for m in model_ids) + " |")
+    lines.append(f"| **{label}, mean of conditions** | " + " | ".join(f"**{means[m]:.2%}**" for m in model_ids) + " |")
+    lines.append(f"| {label}, worst condition | " + " | ".join(f"{worst[m]:.2%}" for m in model_ids) + " |")
     if mnist:
         lines.append("| **MNIST test (10,000)** | " + " | ".join(f"**{mnist[m]:.2%}**" for m in model_ids) + " |")
     return "\n".join(lines), means, worst
 
 
-def record(model_ids, table, means, worst, mnist, count):
-    """Write the measured figures into each bundled manifest's ``metrics``."""
+def record(model_ids, table, means, worst, mnist, count, unipen=None):
+    """Write the measured figures into each bundled manifest's ``metrics``.
+
+    ``unipen``, if given, is (table, means, worst, count) on the UNIPEN test institutions.
+    """
     from digitrec.weights import bundled_dir
 
     for model_id in model_ids:
@@ -132,6 +175,13 @@ def record(model_ids, table, means, worst, mnist, count):
         metrics["drawn_heldout_by_condition"] = {name: row[model_id] for name, row in table.items()}
         metrics["drawn_heldout_writers"] = list(HELD_OUT_WRITERS)
         metrics["drawn_heldout_digits"] = int(count)
+        if unipen:
+            u_table, u_means, u_worst, u_count = unipen
+            metrics["unipen_heldout_mean"] = u_means[model_id]
+            metrics["unipen_heldout_worst"] = u_worst[model_id]
+            metrics["unipen_heldout_by_condition"] = {name: row[model_id] for name, row in u_table.items()}
+            metrics["unipen_heldout_institutions"] = list(TEST_INSTITUTIONS)
+            metrics["unipen_heldout_digits"] = int(u_count)
         metrics["measured_by"] = "python -m bench.accuracy --record"
         with open(path, "w") as file:
             json.dump(manifest, file, indent=2)
@@ -161,6 +211,51 @@ def save_errors(errors, folder: Path, model_ids, labels_count):
             print(f"{model_id}: worst ten (true→guess): " + ", ".join(f"{e[4]}→{e[5]} ({e[0]})" for e in worst))
 
 
+def suspect_labels(model_ids, arrays, most=0.7):
+    """Return {index: guess} for digits every model reads as the same other digit in ``most`` of the conditions.
+
+    Such a digit is either a style no model can read or a wrong label; the sheet
+    ``save_suspects`` draws lets a person tell which, and the figures are reported with
+    and without them — they are never dropped silently.
+    """
+    guesses = np.stack([
+        np.stack([digitrec.get_model(m).predict_labels(x) for x, _ in arrays.values()]) for m in model_ids
+    ])  # (models, conditions, digits)
+    labels = next(iter(arrays.values()))[1]
+    suspects = {}
+    for i, label in enumerate(labels):
+        values, counts = np.unique(guesses[:, :, i], return_counts=True)
+        top = values[np.argmax(counts)]
+        if top != label and counts.max() >= most * guesses.shape[0] * guesses.shape[1]:
+            suspects[i] = int(top)
+    return suspects
+
+
+def save_suspects(suspects, arrays, path: Path):
+    """Draw the suspects' canvas-default renders, each captioned "label → models' reading", into one PNG."""
+    from PIL import Image, ImageDraw
+
+    x, y = next(iter(arrays.values()))
+    cell, columns = 84, 10
+    rows = max(1, int(np.ceil(len(suspects) / columns)))
+    sheet = Image.new("L", (columns * cell, rows * (cell + 14)), 255)
+    draw = ImageDraw.Draw(sheet)
+    for k, (i, guess) in enumerate(sorted(suspects.items())):
+        left, top = (k % columns) * cell, (k // columns) * (cell + 14)
+        image = Image.fromarray((255 - x[i] * 255).astype(np.uint8)).resize((cell - 4, cell - 4), Image.NEAREST)
+        sheet.paste(image, (left + 2, top + 2))
+        draw.text((left + 4, top + cell - 2), f"#{i}: {y[i]} -> {guess}", fill=0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+
+
+def without(arrays, model_ids, suspects):
+    """Return {condition: {model: accuracy}} on the same arrays with the suspect digits left out."""
+    keep = np.ones(len(next(iter(arrays.values()))[1]), bool)
+    keep[list(suspects)] = False
+    return arrays_accuracy(model_ids, {name: (x[keep], y[keep]) for name, (x, y) in arrays.items()})
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=list(digitrec.MODEL_IDS), choices=digitrec.MODEL_IDS)
@@ -168,11 +263,16 @@ def main(argv=None):
     parser.add_argument("--method", default="mnist", choices=METHODS, help="preprocessing to measure")
     parser.add_argument("--mnist", help="path of mnist.npz")
     parser.add_argument("--pendigits", help="path of pendigits_train.npz")
+    parser.add_argument("--unipen", help="path of unipen_digits.npz")
+    parser.add_argument("--no-unipen", action="store_true", help="skip the UNIPEN test institutions")
+    parser.add_argument("--suspects", type=Path,
+                        help="save a contact sheet of UNIPEN test digits every model misreads alike (label errors?) "
+                        "here, and print the UNIPEN table without them too")
     parser.add_argument("--record", action="store_true", help="write the figures into weights/<id>.json")
     parser.add_argument("--errors", type=Path, help="folder for the confusion matrix and worst-ten images")
     args = parser.parse_args(argv)
-    if args.record and (args.limit or args.method != "mnist"):
-        parser.error("--record measures the full benchmark with the app's preprocessing: drop --limit/--method")
+    if args.record and (args.limit or args.method != "mnist" or args.no_unipen):
+        parser.error("--record measures the full benchmark with the app's preprocessing: drop --limit/--method/--no-unipen")
 
     started = time.time()
     digits, labels = held_out_digits(args.pendigits, args.limit)
@@ -185,11 +285,31 @@ def main(argv=None):
         f"{len(BENCHMARK_CONDITIONS)} conditions, preprocessing {args.method!r}, through digitrec.predict\n"
     )
     print(text)
+    unipen = None
+    if not args.no_unipen and args.method == "mnist":  # the cached arrays hold the app's preprocessing only
+        arrays = unipen_arrays("test", args.unipen)
+        count = len(next(iter(arrays.values()))[1])
+        u_table = arrays_accuracy(args.models, arrays)
+        u_text, u_means, u_worst = format_table(args.models, u_table, None, label="UNIPEN")
+        print(
+            f"\nUNIPEN test institutions {', '.join(TEST_INSTITUTIONS)} (training/unipen.py): {count} drawn digits × "
+            f"{len(BENCHMARK_CONDITIONS)} conditions, the same renders and preprocessing read in batches\n"
+        )
+        print(u_text)
+        unipen = (u_table, u_means, u_worst, count)
+        if args.suspects:
+            suspects = suspect_labels(args.models, arrays)
+            save_suspects(suspects, arrays, args.suspects)
+            print(f"\n{len(suspects)} digits every model reads as the same other digit in most conditions "
+                  f"(sheet: {args.suspects}): " + ", ".join(f"#{i} {arrays['canvas default'][1][i]}→{g}"
+                                                           for i, g in sorted(suspects.items())))
+            print("\nUNIPEN test institutions without them:\n")
+            print(format_table(args.models, without(arrays, args.models, suspects), None, label="UNIPEN")[0])
     print(f"\n({time.time() - started:.0f} s)")
     if args.errors:
         save_errors(errors, args.errors, args.models, len(labels))
     if args.record:
-        record(args.models, table, means, worst, mnist, len(labels))
+        record(args.models, table, means, worst, mnist, len(labels), unipen)
         print("recorded in weights/<id>.json")
 
 

@@ -25,8 +25,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from training.augment import augment_batch  # noqa: E402
-from training.data import drawn_training_digits, load_mnist  # noqa: E402
+from training.data import drawn_training_digits, load_mnist, unipen_training_digits  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
+from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
 from digitrec import manifest as manifests  # noqa: E402
 from digitrec.base import FINAL_FRACTION  # noqa: E402
@@ -39,12 +40,20 @@ def parse_args(argv=None):
     parser.add_argument("--mnist", help="path of mnist.npz (default: $DIGITREC_DATA or ../shared/data, else download)")
     parser.add_argument("--pendigits", help="path of pendigits_train.npz (default: $DIGITREC_DATA or ../shared/data)")
     parser.add_argument("--copies", type=int, default=4, help="random renders of each training writer's digit")
+    parser.add_argument("--unipen", help="path of unipen_digits.npz (default: $DIGITREC_DATA or ../shared/data)")
+    parser.add_argument("--unipen-copies", type=int, default=4,
+                        help="random renders of each UNIPEN training-institution digit (training/unipen.py); 0: none")
+    parser.add_argument("--init", help="a saved manifest: start from these weights instead of fresh ones")
+    parser.add_argument("--checkpoints", help="folder to save the model into after every epoch (a killed run "
+                        "keeps its last epoch; continue with --init)")
     parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
     parser.add_argument("--clean-epochs", type=int, help="last epochs without augmentation (Keras models)")
     parser.add_argument("--resume", help="a saved manifest: skip the augmented epochs and continue from it")
     parser.add_argument("--limit", type=int, help="use only this many training images (smoke tests)")
+    parser.add_argument("--subsample", type=int,
+                        help="train on a random N of the prepared images (all sets in proportion): a short fine-tune")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--no-distort-strokes", action="store_true",
                         help="render the training writers' strokes as drawn (training/strokes.py: distort_strokes)")
@@ -57,9 +66,13 @@ def parse_args(argv=None):
         model_class(args.model).training_defaults["clean_epochs"] if args.clean_epochs is None else args.clean_epochs
     ):
         parser.error("--resume runs only the epochs without augmentation: give --clean-epochs")
-    for name in ("copies", "epochs", "batch_size", "limit", "clean_epochs"):
+    if args.init and args.model == "all":
+        parser.error("--init starts one model from saved weights: give --model too")
+    if args.init and args.resume:
+        parser.error("--init and --resume both choose the starting weights: give one")
+    for name in ("copies", "unipen_copies", "epochs", "batch_size", "limit", "subsample", "clean_epochs"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name in ("copies", "clean_epochs") else 1):
+        if value is not None and value < (0 if name in ("copies", "unipen_copies", "clean_epochs") else 1):
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
@@ -67,24 +80,30 @@ def parse_args(argv=None):
 # ---------------------------------------------------------------- prepare data
 
 
-def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS):
+def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS,
+                 unipen=None, unipen_copies=0):
     """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits, shuffled.
 
-    The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``;
-    ``limit`` keeps that many MNIST images and a quarter as many drawn ones (smoke tests).
+    The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``
+    and ``unipen_copies`` renders of every UNIPEN digit of the training institutions (the test
+    and validation institutions never); ``limit`` keeps that many MNIST images and a quarter
+    as many drawn ones of each set (smoke tests).
     """
     x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
     drawn_limit = limit // 4 if limit else None
     x_drawn, y_drawn = drawn_training_digits(
         copies, seed, pendigits, limit=drawn_limit, distort=distort, exclude=exclude
     )
+    x_unipen, y_unipen = unipen_training_digits(unipen_copies, seed, unipen, limit=drawn_limit, distort=distort)
+    x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen]), np.concatenate([y_drawn, y_unipen])
     if limit:
         x_mnist, y_mnist = x_mnist[:limit], y_mnist[:limit]
         x_test, y_test = x_test[: max(100, limit // 4)], y_test[: max(100, limit // 4)]
     x_train = np.concatenate([x_mnist, x_drawn])
     y_train = np.concatenate([y_mnist, y_drawn])
     order = np.random.default_rng(seed).permutation(len(x_train))
-    print(f"data: {len(x_mnist)} MNIST + {len(x_drawn)} rendered drawn digits, {len(x_test)} test", flush=True)
+    print(f"data: {len(x_mnist)} MNIST + {len(x_drawn)} rendered drawn digits ({len(x_unipen)} of them UNIPEN), "
+          f"{len(x_test)} test", flush=True)
     return x_train[order], y_train[order], x_test, y_test
 
 
@@ -105,27 +124,48 @@ def settings_for(model_id, args):
         drawn_copies=args.copies,
         stroke_distortion=not args.no_distort_strokes,
     )
+    if args.unipen_copies:
+        settings.update(unipen_copies=args.unipen_copies, unipen_institutions="all but " + ", ".join(
+            TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
+    if args.init:  # fine-tuning: the saved model's own training stays on record beside these settings
+        settings.update(init=str(args.init), init_training=manifests.read(args.init)["training"])
+    if args.checkpoints:
+        settings["checkpoints"] = str(args.checkpoints)
+    if args.subsample:
+        settings["subsample"] = args.subsample
     return settings
 
 
-def progress(model_id, epochs, started):
-    """Return an ``on_epoch`` callback printing one line per epoch, so a long run shows it is alive."""
+def progress(model_id, epochs, started, after_epoch=None):
+    """Return an ``on_epoch`` callback printing one line per epoch (a long run shows it is alive), then ``after_epoch``."""
 
     def report(epoch, row):
         figures = " - ".join(f"{name} {value:.4f}" for name, value in row.items() if name != "epoch")
         print(f"{model_id} epoch {epoch}/{epochs} - {time.time() - started:.0f}s - {figures}", flush=True)
+        if after_epoch is not None:
+            after_epoch(epoch)
 
     return report
 
 
 def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
-    """Build a fresh model from ``settings['seed']`` and train it with augmentation under a cosine decay."""
-    model = model_class(model_id).fresh(settings["seed"])
+    """Train a model with augmentation under a cosine decay: fresh from ``settings['seed']``, or from ``--init``.
+
+    With ``--checkpoints`` the model is saved after every epoch, so a killed run keeps its
+    last epoch (continue with ``--init``).
+    """
+    if settings.get("init"):
+        model = model_class(model_id).load(settings["init"], seed=settings["seed"])
+    else:
+        model = model_class(model_id).fresh(settings["seed"])
+    after_epoch = None
+    if settings.get("checkpoints"):
+        after_epoch = lambda epoch: checkpoint(model, settings, epoch, x_test, y_test)  # noqa: E731
     rows = model.fit(
         x_train, y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"], final_learning_rate=settings["learning_rate"] * FINAL_FRACTION,
         augment=augment, seed=settings["seed"], validation=(x_test, y_test),
-        on_epoch=progress(model_id, settings["epochs"], time.time()),
+        on_epoch=progress(model_id, settings["epochs"], time.time(), after_epoch),
     )
     return model, rows
 
@@ -157,6 +197,14 @@ def accuracy(model, x, y):
     return float((model.predict_labels(x) == y).mean())
 
 
+def checkpoint(model, settings, epoch, x_test, y_test):
+    """Save the model after ``epoch`` into the checkpoint folder, so a killed run keeps its last epoch."""
+    folder = Path(settings["checkpoints"]) / f"epoch{epoch}"
+    model.save(folder, training={**settings, "checkpoint_epoch": epoch},
+               metrics={"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))})
+    print(f"checkpoint: {folder}", flush=True)
+
+
 def save(model_id, model, out, settings, history, x_test, y_test):
     """Evaluate on the MNIST test digits and save the weights with their manifest; return its path."""
     settings["history"] = history
@@ -168,8 +216,11 @@ def save(model_id, model, out, settings, history, x_test, y_test):
 def main(argv=None):
     args = parse_args(argv)
     x_train, y_train, x_test, y_test = prepare_data(
-        args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes
+        args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
+        unipen=args.unipen, unipen_copies=args.unipen_copies,
     )
+    if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
+        x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]
     augment = None if args.no_augment else augment_batch
     chosen = list(MODEL_IDS) if args.model == "all" else [args.model]
     for model_id in chosen:
@@ -204,6 +255,7 @@ def main(argv=None):
         print(f"{model_id}: wrote {manifest} and its figures", flush=True)
     if Path(args.out).resolve() == (ROOT / "weights").resolve():
         print("next: python -m bench.accuracy --record  (measures these weights on held-out drawings)", flush=True)
+
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
