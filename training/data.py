@@ -1,4 +1,4 @@
-"""Training data: MNIST, plus pen-drawn digits of the training writers rendered like canvas input.
+"""Training data: MNIST, plus pen-drawn digits (pendigits and UNIPEN training writers) rendered like canvas input.
 
 The drawn digits go through ``digitrec.preprocess`` — the very pipeline the app uses — so
 the models learn from exactly what they will be given. Renders are cached in
@@ -16,6 +16,7 @@ import numpy as np
 from digitrec.preprocess import preprocess
 
 from .strokes import HELD_OUT_WRITERS, data_path, distort_strokes, load_pendigits, random_condition, render
+from .unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, load_unipen, split_indices
 
 CACHE = Path(__file__).resolve().parent / ".cache"
 
@@ -74,6 +75,11 @@ def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=Non
             return data["x"], data["y"]
     jobs = [(digits[i], (seed, copy, int(i)), distort) for copy in range(copies) for i in keep]
     y = np.array([labels[i] for _, (_, _, i), _ in jobs], dtype=np.int64)
+    return _render_and_cache(jobs, y, cache, processes)
+
+
+def _render_and_cache(jobs, y, cache, processes=None):
+    """Render every (strokes, seed, distort) job through preprocess, save (x, y) in ``cache``; return them."""
     processes = processes or min(2, os.cpu_count() or 1)
     if len(jobs) > 200 and processes > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
@@ -81,6 +87,32 @@ def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=Non
     else:
         x = np.stack([_render_one(job) for job in jobs])
     CACHE.mkdir(exist_ok=True)
-    with open(cache, "wb") as file:
+    partial = cache.with_suffix(f".{os.getpid()}.tmp")  # renamed into place: a killed run leaves no half file
+    with open(partial, "wb") as file:
         np.savez_compressed(file, x=x, y=y)
+    os.replace(partial, cache)
     return x, y
+
+
+def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True):
+    """Return (x, y): ``copies`` random renders of every UNIPEN digit of the training institutions.
+
+    Rendered, distorted and preprocessed exactly as the pendigits training writers are, so the
+    two pen sets teach the same canvas conditions; the test and validation institutions
+    (training/unipen.py) are never loaded into the result.
+    """
+    if copies <= 0:
+        return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64)
+    digits, labels, institutions = load_unipen(path)
+    keep = split_indices(institutions, "train")
+    if limit:
+        keep = keep[:limit]
+    held = "-".join(TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS)
+    cache = CACHE / f"unipen_seed{seed}_copies{copies}_n{len(keep)}{'_distort' if distort else ''}_without-{held}.npz"
+    if cache.exists():
+        with np.load(cache) as data:
+            return data["x"], data["y"]
+    # The trailing 1 keeps these seeds apart from pendigits' (seed, copy, index) ones.
+    jobs = [(digits[i], (seed, copy, int(i), 1), distort) for copy in range(copies) for i in keep]
+    y = labels[[i for _ in range(copies) for i in keep]].astype(np.int64)
+    return _render_and_cache(jobs, y, cache, processes)

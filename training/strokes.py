@@ -58,16 +58,25 @@ def data_path(name: str, path=None) -> Path:
 def load_pendigits(path=None):
     """Return (digits, labels, writers): each digit a list of strokes, each stroke an (n, 2) float array, y down."""
     with np.load(data_path("pendigits_train.npz", path)) as data:
-        points = data["points"].astype(np.float32)
-        stroke_len = data["stroke_len"]
-        strokes_per_sample = data["strokes_per_sample"]
-        labels = data["labels"].astype(np.int64)
-        writers = data["writers"].astype(np.int64)
+        points, samples, labels, writers = read_pen_file(data)
     points[:, 1] = 500.0 - points[:, 1]  # the tablet's y points up; the canvas's points down
-    strokes = np.split(points, np.cumsum(stroke_len)[:-1])
-    bounds = np.cumsum(strokes_per_sample)[:-1]
-    digits = [list(group) for group in np.split(np.array(strokes, dtype=object), bounds)]
-    return digits, labels, writers
+    return samples(points), labels, writers
+
+
+def read_pen_file(data):
+    """Return (points float32, samples, labels, writers) of an open pen file (pendigits' layout, README of the data).
+
+    ``samples(points)`` splits the flat points — once the caller has flipped or scaled them —
+    into one list of (n, 2) stroke arrays per sample.
+    """
+    points = data["points"].astype(np.float32)
+    stroke_len, strokes_per_sample = data["stroke_len"], data["strokes_per_sample"]
+
+    def samples(points):
+        strokes = np.split(points, np.cumsum(stroke_len)[:-1])
+        return [list(group) for group in np.split(np.array(strokes, dtype=object), np.cumsum(strokes_per_sample)[:-1])]
+
+    return points, samples, data["labels"].astype(np.int64), data["writers"].astype(np.int64)
 
 
 def random_condition(rng: np.random.Generator) -> Condition:

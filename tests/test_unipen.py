@@ -1,0 +1,67 @@
+"""UNIPEN digits: loaded like pendigits, split by whole institution, test institutions never trained on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from digitrec.preprocess import preprocess
+from training import data as training_data
+from training.strokes import Condition, render
+from training.unipen import BOX, TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, load_unipen, split_indices
+
+
+@pytest.fixture(scope="module")
+def unipen():
+    return load_unipen()
+
+
+def test_every_digit_is_scaled_to_the_common_box_with_y_down(unipen):
+    digits, labels, institutions = unipen
+    assert len(digits) == len(labels) == len(institutions) and set(labels.tolist()) == set(range(10))
+    for strokes in digits[:: max(1, len(digits) // 200)]:
+        points = np.concatenate(strokes)
+        assert points.min() >= -1e-3
+        assert abs(float((points.max(axis=0) - points.min(axis=0)).max()) - BOX) < 1e-2
+
+
+def test_a_seven_starts_with_its_bar_at_the_top(unipen):
+    """The tablet's y points up; flipped, most sevens begin near the top of their box."""
+    digits, labels, _ = unipen
+    sevens = [d for d, label in zip(digits, labels) if label == 7][:200]
+    starts_high = [d[0][0, 1] < BOX / 2 for d in sevens]
+    assert np.mean(starts_high) > 0.8
+
+
+def test_the_parts_are_whole_disjoint_institutions_covering_everything(unipen):
+    _, _, institutions = unipen
+    parts = {part: split_indices(institutions, part) for part in ("test", "validation", "train")}
+    assert sum(len(p) for p in parts.values()) == len(institutions)
+    assert set(np.concatenate(list(parts.values()))) == set(range(len(institutions)))
+    assert set(institutions[parts["test"]]) == set(TEST_INSTITUTIONS)
+    assert set(institutions[parts["validation"]]) == set(VALIDATION_INSTITUTIONS)
+    seen = set(institutions[parts["train"]])
+    assert not seen & (set(TEST_INSTITUTIONS) | set(VALIDATION_INSTITUTIONS))
+    with pytest.raises(ValueError):
+        split_indices(institutions, "everything")
+
+
+def test_training_renders_hold_no_test_or_validation_institution(unipen, monkeypatch, tmp_path):
+    """Every training render is one of the training institutions' digits, never a held-out one."""
+    digits, labels, institutions = unipen
+    rendered = []
+    monkeypatch.setattr(training_data, "CACHE", tmp_path)
+    monkeypatch.setattr(training_data, "load_unipen", lambda path=None: unipen)  # the same lists, to compare by identity
+    original = training_data._render_one
+    monkeypatch.setattr(training_data, "_render_one", lambda job: rendered.append(job[0]) or original(job))
+    x, y = training_data.unipen_training_digits(copies=2, seed=0, limit=30, processes=1)
+    assert x.shape == (60, 28, 28) and len(y) == 60
+    train = set(split_indices(institutions, "train").tolist())
+    position = {id(d): i for i, d in enumerate(digits)}
+    assert all(position[id(d)] in train for d in rendered)  # the very stroke lists of training digits
+
+
+def test_unipen_digits_render_as_canvas_drawings(unipen):
+    digits, _, _ = unipen
+    image = preprocess(render(digits[0], Condition()))
+    assert image.shape == (28, 28) and 0.03 < image.mean() < 0.5

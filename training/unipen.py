@@ -1,0 +1,71 @@
+"""UNIPEN digits: pen trajectories by writers of ten institutions, split by whole institution.
+
+pendigits' 30 writers are one lab's style; UNIPEN's writers come from other countries and
+other tablets (slashed zeros, flagged ones, crossed sevens). To measure how the models read
+people unlike anyone they were trained on, whole institutions are held out — never a random
+split of samples, which would put a writer's other digits in training.
+
+The split (sizes: digits / writers in unipen_digits.npz):
+
+- test ``TEST_INSTITUTIONS``: ibm (1,175 / 22), apa (692 / 9), art (170 / 3) — 2,037 digits by
+  34 writers, the most writers of any choice near the 2,000-digit size the benchmark can read
+  under every condition in minutes; three labs and tablets rather than one.
+- validation ``VALIDATION_INSTITUTIONS``: gmd (1,145 / 3) — the one institution left of the
+  right size once the two large ones stay in training; every tuning choice is read here.
+- training: everything else — syn (4,554 / 17), apb (2,033 / 38), val (1,457 / 2) and the
+  tiny cea, ceb, lou (30 digits) — 8,074 digits by 63 writers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .strokes import data_path, read_pen_file
+
+TEST_INSTITUTIONS = ("apa", "art", "ibm")
+VALIDATION_INSTITUTIONS = ("gmd",)
+BOX = 500.0  # each sample is scaled so its longer side spans this, like pendigits' 500×500 box
+
+
+def load_unipen(path=None):
+    """Return (digits, labels, institutions): strokes y down, each digit scaled to a common size.
+
+    Tablets differ in resolution, so every sample is scaled on its own (aspect kept) to span
+    BOX along its longer side; ``render`` rescales anyway, but ``distort_strokes`` and any
+    code that compares sizes then see comparable numbers.
+    """
+    with np.load(data_path("unipen_digits.npz", path)) as data:
+        points, samples, labels, writers = read_pen_file(data)
+        names = np.array([str(name) for name in data["writer_names"]])
+    if labels.max(initial=0) > 9:
+        raise ValueError("unipen file holds non-digits (label > 9): give unipen_digits.npz, not the letters")
+    institutions = np.array([name.split("/")[0] for name in names])[writers]
+    digits = []
+    for group in samples(points):
+        flat = np.concatenate(group)
+        low, high = flat.min(axis=0), flat.max(axis=0)
+        scale = BOX / max(float((high - low).max()), 1.0)
+        top = high[1]
+        digit = []
+        for stroke in group:
+            xy = (stroke - low) * scale
+            xy[:, 1] = (top - stroke[:, 1]) * scale  # the tablet's y points up; the canvas's points down
+            digit.append(xy.astype(np.float32))
+        digits.append(digit)
+    return digits, labels, institutions
+
+
+def split_indices(institutions, part):
+    """Return the sample indices of one part of the split: "test", "validation" or "train".
+
+    Training is everything outside the test and validation institutions, so an institution
+    added to the file later lands in training, never silently in a measured set.
+    """
+    institutions = np.asarray(institutions)
+    if part == "test":
+        return np.flatnonzero(np.isin(institutions, TEST_INSTITUTIONS))
+    if part == "validation":
+        return np.flatnonzero(np.isin(institutions, VALIDATION_INSTITUTIONS))
+    if part == "train":
+        return np.flatnonzero(~np.isin(institutions, TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
+    raise ValueError(f"part must be 'test', 'validation' or 'train'; got {part!r}")
