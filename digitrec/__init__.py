@@ -2,6 +2,7 @@
 
 from .base import ChecksumError, Model
 from .preprocess import EmptyDrawingError, InvalidImageError
+from .read import Reading, read
 from .registry import MODEL_IDS, MODELS, UnknownModelError, get_model, predict
 
 __all__ = [
@@ -11,7 +12,9 @@ __all__ = [
     "EmptyDrawingError",
     "InvalidImageError",
     "Model",
+    "Reading",
     "UnknownModelError",
     "get_model",
     "predict",
+    "read",
 ]

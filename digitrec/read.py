@@ -54,7 +54,7 @@ class Reading:
     digit: int  # the most likely digit, whatever the verdict
     candidates: list  # the digits it hesitates between (just ``digit`` when sure)
     probs: dict  # {"0": p0, …, "9": p9}, as ``predict`` returns them
-    processed: np.ndarray  # the (28, 28) uint8 image the model read
+    processed: np.ndarray = dataclasses.field(repr=False)  # the (28, 28) uint8 image the model read
 
     def headline(self) -> str:
         """Return the answer in a few words for people: "7", "Not sure — 4 or 9?", …"""
