@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import digitrec  # noqa: E402
-from digitrec.read import calibrate, count_parts, verdicts_for  # noqa: E402
+from digitrec.read import count_parts, verdicts_for  # noqa: E402
 from training.verdict_sets import digit_sets, non_digit_sets, pair_set  # noqa: E402
 from training.verdicts import expected_calibration_error, features_of  # noqa: E402
 

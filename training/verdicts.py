@@ -87,6 +87,63 @@ def fit_detector(digit_features, other_features, steps=STEPS, learning_rate=0.05
     return mean, scale, w, b
 
 
+def network_cost_and_gradients(layers, inputs, targets, weights, l2=L2):
+    """Return (cost, nabla_w, nabla_b) of a ReLU network with one sigmoid output, as ``cost_and_gradient`` (Nielsen's backprop).
+
+    ``layers`` is [(w, b), …], ``w`` of shape (n_out, n_in); the last layer has one output.
+    """
+    activations, zs = [inputs], []
+    for w, b in layers:
+        zs.append(activations[-1] @ w.T + b)
+        activations.append(np.maximum(zs[-1], 0) if len(zs) < len(layers) else sigmoid(zs[-1]))
+    out = activations[-1][:, 0]
+    eps = 1e-12
+    cost = -np.sum(weights * (targets * np.log(out + eps) + (1 - targets) * np.log(1 - out + eps))) / weights.sum()
+    cost += 0.5 * l2 * sum(float((w * w).sum()) for w, _ in layers)
+    delta = (weights * (out - targets) / weights.sum())[:, None]
+    nabla_w, nabla_b = [None] * len(layers), [None] * len(layers)
+    for layer in range(len(layers) - 1, -1, -1):
+        nabla_w[layer] = delta.T @ activations[layer] + l2 * layers[layer][0]
+        nabla_b[layer] = delta.sum(axis=0)
+        if layer:
+            delta = (delta @ layers[layer][0]) * (zs[layer - 1] > 0)
+    return float(cost), nabla_w, nabla_b
+
+
+def fit_network(inputs, targets, weights, hidden=64, epochs=15, batch_size=256, learning_rate=1e-3, seed=0):
+    """Return [(w1, b1), (w2, b2)]: a ReLU hidden layer and a sigmoid output, trained by mini-batch Adam."""
+    rng = np.random.default_rng(seed)
+    layers = [(rng.standard_normal((hidden, inputs.shape[1])) * np.sqrt(2.0 / inputs.shape[1]), np.zeros(hidden)),
+              (rng.standard_normal((1, hidden)) * np.sqrt(1.0 / hidden), np.zeros(1))]
+    moments = [[np.zeros_like(p) for p in layer] * 2 for layer in layers]  # m_w, m_b, v_w, v_b per layer
+    beta1, beta2, step = 0.9, 0.999, 0
+    for _ in range(epochs):
+        order = rng.permutation(len(inputs))
+        for start in range(0, len(inputs), batch_size):
+            chosen = order[start: start + batch_size]
+            scaled = weights[chosen] * len(inputs) / len(chosen)  # each batch's weights sum like the whole set's share
+            _, nabla_w, nabla_b = network_cost_and_gradients(layers, inputs[chosen], targets[chosen], scaled)
+            step += 1
+            eta = learning_rate * np.sqrt(1 - beta2**step) / (1 - beta1**step)
+            for i, (w, b) in enumerate(layers):
+                m_w, m_b, v_w, v_b = moments[i]
+                m_w += (1 - beta1) * (nabla_w[i] - m_w)
+                m_b += (1 - beta1) * (nabla_b[i] - m_b)
+                v_w += (1 - beta2) * (nabla_w[i] ** 2 - v_w)
+                v_b += (1 - beta2) * (nabla_b[i] ** 2 - v_b)
+                w -= eta * m_w / (np.sqrt(v_w) + 1e-8)
+                b -= eta * m_b / (np.sqrt(v_b) + 1e-8)
+    return layers
+
+
+def network_probability(layers, inputs):
+    a = inputs
+    for i, (w, b) in enumerate(layers):
+        z = a @ w.T + b
+        a = np.maximum(z, 0) if i < len(layers) - 1 else sigmoid(z)
+    return a[:, 0]
+
+
 # ---------------------------------------------------------------- the alternatives measured beside it
 
 
@@ -99,7 +156,7 @@ def mahalanobis_scorer(features, labels):
     precision = np.linalg.inv(covariance)
 
     def score(f):
-        return np.min(np.stack([np.einsum("ij,jk,ik->i", f - m, precision, f - m) for m in means]), axis=0)
+        return np.min(np.stack([(((f - m) @ precision) * (f - m)).sum(axis=1) for m in means]), axis=0)
 
     return score
 
@@ -172,9 +229,7 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
     detector.reject_threshold, detector.unsure_threshold = reject, unsure
 
     # the alternatives, at the same 0.5 % false rejection of validation digits
-    labelled = np.concatenate([features_of(model, x)[0] for x, *_ in train_digits.values()])
-    train_labels = np.concatenate([y for _, _, y, _ in train_digits.values()])
-    mahalanobis = mahalanobis_scorer(labelled, train_labels)
+    mahalanobis = mahalanobis_scorer(f_digits, np.concatenate([y for _, _, y, _ in train_digits.values()]))
     methods = {
         "logistic regression on features (chosen)": (digit_scores, detector.non_digit_probability(other_f)),
         "max softmax probability": (1 - val_p.max(axis=1), 1 - other_p.max(axis=1)),

@@ -1,0 +1,56 @@
+"""Each verdict in a real browser: draw, press Predict, read the headline; a screenshot of each.
+
+The screenshots go to test-artifacts/; with DIGITREC_DOCS_SCREENSHOTS=1 small copies are
+written to docs/verdict-<verdict>.png for the README (a plain run changes no tracked file).
+The drawing for "unsure" is the first held-out one ``digitrec.read`` is unsure of.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import digitrec
+from bench.browser import draw_with_mouse, drawing_area, on_screen
+from test_browser import open_page, predict, save_screenshots, select_brush  # noqa: F401
+from test_browser import browser, pendigits, pytestmark  # noqa: F401
+from training.nondigits import shape
+from training.strokes import Condition, render
+from training.verdict_sets import pair
+
+pytestmark = [pytestmark, pytest.mark.slow]
+
+
+def unsure_drawing(held):
+    digits, _, _ = held
+    for strokes in digits[:600]:
+        if digitrec.read(render(strokes, Condition()), "cnn").verdict == "unsure":
+            return strokes
+    pytest.skip("no held-out drawing among the first 600 leaves the CNN unsure")
+
+
+def drawings(held, verdict):
+    digits, labels, _ = held
+    if verdict == "digit":
+        return digits[int(np.flatnonzero(labels == 3)[0])], 0.6
+    if verdict == "unsure":
+        return unsure_drawing(held), 0.6
+    if verdict == "not_a_digit":
+        return shape("star", np.random.default_rng(3)), 0.6
+    return pair(digits[int(np.flatnonzero(labels == 4)[0])], digits[int(np.flatnonzero(labels == 7)[0])], 0.5), 0.85
+
+
+HEADLINES = {"digit": "3", "unsure": "Not sure", "not_a_digit": "That doesn't look like a digit",
+             "several": "Looks like several digits"}
+
+
+@pytest.mark.parametrize("verdict", list(HEADLINES))
+def test_each_verdict_on_the_page(open_page, pendigits, verdict):  # noqa: F811
+    page = open_page(viewport={"width": 1280, "height": 900})
+    select_brush(page)
+    strokes, fraction = drawings(pendigits, verdict)
+    draw_with_mouse(page, on_screen(strokes, drawing_area(page), fraction=fraction))
+    shown, _ = predict(page, heat_map=True)
+    page.mouse.move(0, 0)  # no brush cursor over the drawing
+    save_screenshots(page, f"verdict-{verdict.replace('_', '-')}", panels=[(0, 760)], docs_scale=0.6)
+    assert shown.startswith(HEADLINES[verdict]), f"{verdict}: the page said {shown!r}"
