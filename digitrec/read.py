@@ -7,9 +7,9 @@ scribble too, often at 100 %. ``read`` adds three answers, all from the one forw
 - "several": the ink falls into two or more digit-sized parts side by side (``count_parts``:
   connected components of the ink, grouped when they overlap horizontally, so the bar of a 4,
   5 or 7 drawn as a second stroke stays with its digit);
-- "not_a_digit": a small logistic regression on the model's own penultimate features, fitted
-  on drawn digits against letters, shapes and scribbles (``training/verdicts.py``), says
-  the drawing is not a digit;
+- "not_a_digit": a small network (one ReLU layer of 64, sigmoid output) on the model's own
+  penultimate features, fitted on drawn digits against letters, shapes and scribbles
+  (``training/verdicts.py``), says the drawing is not a digit;
 - "unsure": the top probability, calibrated by the model's temperature, is below a threshold
   chosen on validation drawings; ``candidates`` are the digits it hesitates between.
 
@@ -121,8 +121,9 @@ def calibrate(probs, temperature):
 class Verdicts:
     """A model's non-digit detector, temperature and thresholds, fitted on validation drawings.
 
-    The detector is a logistic regression on standardised penultimate features:
-    p(not a digit) = σ(((features − mean) / scale) · w + b).
+    The detector reads standardised penultimate features, a = (features − mean) / scale,
+    through ``layers`` [(w, b), …] (w of shape (n_out, n_in)): ReLU between layers, and
+    p(not a digit) = σ(z) of the last one's single output. One layer is a logistic regression.
     """
 
     model_id: str
@@ -132,13 +133,16 @@ class Verdicts:
     unsure_threshold: float  # "unsure" when the top calibrated probability is below this
     mean: np.ndarray
     scale: np.ndarray
-    w: np.ndarray
-    b: float
+    layers: list
     description: dict = dataclasses.field(default_factory=dict)  # fitted on, metrics, …
 
     def non_digit_probability(self, features) -> np.ndarray:
         """Return p(not a digit) for each row of penultimate ``features``."""
-        return sigmoid(((np.asarray(features, np.float64) - self.mean) / self.scale) @ self.w + self.b)
+        a = (np.asarray(features, np.float64) - self.mean) / self.scale
+        for i, (w, b) in enumerate(self.layers):
+            z = a @ w.T + b
+            a = np.maximum(z, 0) if i < len(self.layers) - 1 else sigmoid(z)
+        return a[:, 0]
 
     def decide(self, probs, features, parts):
         """Return (verdicts, calibrated) for a batch: one verdict per row, and the calibrated probabilities."""
@@ -151,7 +155,8 @@ class Verdicts:
 
     # -- storage: one JSON file beside the weights, describing itself
     def _params(self) -> dict:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(), "w": self.w.tolist(), "b": float(self.b)}
+        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(),
+                "layers": [{"w": np.asarray(w).tolist(), "b": np.asarray(b).tolist()} for w, b in self.layers]}
 
     def save(self, path) -> Path:
         """Write the file: format version, the weights it belongs to, settings, description and a checksum of the params."""
@@ -186,8 +191,9 @@ class Verdicts:
             model_id=document["model_id"], weights_sha256=document["weights_sha256"],
             temperature=float(document["temperature"]), reject_threshold=float(document["reject_threshold"]),
             unsure_threshold=float(document["unsure_threshold"]),
-            mean=np.asarray(params["mean"]), scale=np.asarray(params["scale"]), w=np.asarray(params["w"]),
-            b=float(params["b"]), description=document.get("description", {}),
+            mean=np.asarray(params["mean"]), scale=np.asarray(params["scale"]),
+            layers=[(np.asarray(layer["w"]), np.asarray(layer["b"])) for layer in params["layers"]],
+            description=document.get("description", {}),
         )
 
 

@@ -19,7 +19,13 @@ from digitrec.read import Verdicts, count_parts, verdict_path
 from training.nondigits import TEST_SHAPES, shape
 from training.strokes import Condition, render
 from training.verdict_sets import spaced_pair
-from training.verdicts import cost_and_gradient, fit_detector
+from training.verdicts import (
+    cost_and_gradient,
+    fit_detector,
+    fit_network,
+    network_cost_and_gradients,
+    network_probability,
+)
 
 
 @pytest.fixture(scope="module")
@@ -119,8 +125,8 @@ def test_count_parts_reads_a_padded_view_as_the_view():
 
 def small_verdicts(sha="abc"):
     rng = np.random.default_rng(0)
-    return Verdicts("numpy", sha, 1.5, 0.7, 0.6, rng.normal(size=4), rng.uniform(1, 2, 4), rng.normal(size=4), 0.25,
-                    {"fitted_on": "test"})
+    layers = [(rng.normal(size=(3, 4)), rng.normal(size=3)), (rng.normal(size=(1, 3)), np.array([0.25]))]
+    return Verdicts("numpy", sha, 1.5, 0.7, 0.6, rng.normal(size=4), rng.uniform(1, 2, 4), layers, {"fitted_on": "test"})
 
 
 def test_verdict_file_round_trip(tmp_path):
@@ -135,7 +141,9 @@ def test_verdict_file_round_trip(tmp_path):
 
 def test_verdict_file_with_changed_params_is_refused(tmp_path):
     path = small_verdicts().save(tmp_path / "numpy.verdict.json")
-    path.write_text(path.read_text().replace('"b": 0.25', '"b": 9.25'))
+    text = path.read_text()
+    assert "0.25" in text
+    path.write_text(text.replace("0.25", "9.25"))
     with pytest.raises(ValueError, match="checksum"):
         Verdicts.load(path)
 
@@ -182,12 +190,39 @@ def test_detector_gradient_matches_finite_differences():
     assert abs(numeric - nabla_b) < 1e-6
 
 
-def test_detector_separates_two_clouds():
+def test_network_gradient_matches_finite_differences():
+    """The detector network's backprop, weight by weight against central differences of its cost."""
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.normal(size=(15, 4)), (rng.random(15) < 0.5).astype(float)
+    weights = rng.uniform(0.5, 1.5, 15)
+    layers = [(rng.normal(size=(3, 4)), rng.normal(size=3)), (rng.normal(size=(1, 3)), rng.normal(size=1))]
+    _, nabla_w, nabla_b = network_cost_and_gradients(layers, inputs, targets, weights)
+    eps = 1e-6
+    for layer, (w, b) in enumerate(layers):
+        for array, nabla in ((w, nabla_w[layer]), (b, nabla_b[layer])):
+            for index in np.ndindex(array.shape):
+                kept = array[index]
+                array[index] = kept + eps
+                up = network_cost_and_gradients(layers, inputs, targets, weights)[0]
+                array[index] = kept - eps
+                down = network_cost_and_gradients(layers, inputs, targets, weights)[0]
+                array[index] = kept
+                assert abs((up - down) / (2 * eps) - nabla[index]) < 1e-6
+
+
+def test_detectors_separate_two_clouds():
     rng = np.random.default_rng(0)
     digits, others = rng.normal(0, 1, (200, 3)), rng.normal(3, 1, (100, 3))
-    mean, scale, w, b = fit_detector(digits, others, steps=200)
-    verdicts = Verdicts("numpy", "", 1.0, 0.5, 0.0, mean, scale, w, b)
+    mean, scale, layers = fit_detector(digits, others, steps=200)
+    verdicts = Verdicts("numpy", "", 1.0, 0.5, 0.0, mean, scale, layers)
     assert verdicts.non_digit_probability(digits).mean() < verdicts.non_digit_probability(others).mean()
+    inputs = (np.concatenate([digits, others]) - mean) / scale
+    targets = np.r_[np.zeros(200), np.ones(100)]
+    layers = fit_network(inputs, targets, np.where(targets == 1, 0.005, 0.0025), hidden=8, epochs=20, batch_size=32)
+    scores = network_probability(layers, inputs)
+    assert scores[:200].mean() < scores[200:].mean()
+    network = Verdicts("numpy", "", 1.0, 0.5, 0.0, mean, scale, layers)
+    assert np.allclose(network.non_digit_probability(np.concatenate([digits, others])), scores)
 
 
 # ---------------------------------------------------------------- through the API
