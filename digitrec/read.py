@@ -14,7 +14,7 @@ scribble too, often at 100 %. ``read`` adds three answers, all from the one forw
   chosen on validation drawings; ``candidates`` are the digits it hesitates between.
 
 The detector, temperature and thresholds of a model live in ``<model_id>.verdict.json``
-beside its weights (``Verdicts``), with the SHA-256 of the weights they were fitted on; a
+(and the detector's arrays in ``<model_id>.verdict.npz``) beside its weights (``Verdicts``), with the SHA-256 of the weights they were fitted on; a
 file fitted on other weights is not used (logged), and then only "several" and a plain
 digit are answered.
 """
@@ -22,7 +22,6 @@ digit are answered.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import os
@@ -31,6 +30,7 @@ from pathlib import Path
 import numpy as np
 from scipy import ndimage
 
+from .manifest import sha256_of
 from .preprocess import preprocess_with_view, to_uint8
 from .registry import check_model_id, get_model
 from .weights import bundled_dir
@@ -153,14 +153,18 @@ class Verdicts:
         verdicts[np.asarray(parts) >= 2] = "several"
         return verdicts, calibrated
 
-    # -- storage: one JSON file beside the weights, describing itself
-    def _params(self) -> dict:
-        return {"mean": self.mean.tolist(), "scale": self.scale.tolist(),
-                "layers": [{"w": np.asarray(w).tolist(), "b": np.asarray(b).tolist()} for w, b in self.layers]}
-
+    # -- storage: a JSON description beside the weights, and the detector's arrays in an .npz it names
     def save(self, path) -> Path:
-        """Write the file: format version, the weights it belongs to, settings, description and a checksum of the params."""
-        params = self._params()
+        """Write ``path`` (JSON: format version, the weights it belongs to, settings, description, checksum) and its .npz."""
+        path = Path(path)
+        arrays = {"mean": self.mean, "scale": self.scale}
+        for i, (w, b) in enumerate(self.layers):
+            arrays[f"w{i}"], arrays[f"b{i}"] = w, b
+        params = path.with_name(path.name.replace(".json", "") + ".npz")
+        partial = params.with_name(f".{params.name}.{os.getpid()}.tmp")
+        with open(partial, "wb") as file:
+            np.savez(file, **{name: np.asarray(a, np.float32) for name, a in arrays.items()})
+        os.replace(partial, params)  # a reader never sees half a file
         document = {
             "format_version": FORMAT_VERSION,
             "model_id": self.model_id,
@@ -168,37 +172,36 @@ class Verdicts:
             "temperature": float(self.temperature),
             "reject_threshold": float(self.reject_threshold),
             "unsure_threshold": float(self.unsure_threshold),
+            "params_file": params.name,
+            "params_sha256": sha256_of(params),
+            "layers": len(self.layers),
             "description": self.description,
-            "params_sha256": _checksum(params),
-            "params": params,
         }
-        path = Path(path)
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        partial.write_text(json.dumps(document, indent=1) + "\n")
-        os.replace(partial, path)  # a reader never sees half a file
+        partial.write_text(json.dumps(document, indent=2) + "\n")
+        os.replace(partial, path)
         return path
 
     @classmethod
     def load(cls, path) -> "Verdicts":
-        """Read a verdict file, refusing another format version or params that do not match their checksum."""
-        document = json.loads(Path(path).read_text())
+        """Read a verdict file and its arrays, refusing another format version or arrays that do not match their checksum."""
+        path = Path(path)
+        document = json.loads(path.read_text())
         if document.get("format_version") != FORMAT_VERSION:
             raise ValueError(f"{path}: format version {document.get('format_version')!r}; this code reads {FORMAT_VERSION}.")
-        params = document["params"]
-        if _checksum(params) != document["params_sha256"]:
-            raise ValueError(f"{path}: the detector's parameters do not match their checksum.")
+        params = path.parent / document["params_file"]
+        if sha256_of(params) != document["params_sha256"]:
+            raise ValueError(f"{params.name}: the detector's parameters do not match the checksum in {path.name}.")
+        with np.load(params) as arrays:
+            mean, scale = arrays["mean"].astype(np.float64), arrays["scale"].astype(np.float64)
+            layers = [(arrays[f"w{i}"].astype(np.float64), arrays[f"b{i}"].astype(np.float64))
+                      for i in range(int(document["layers"]))]
         return cls(
             model_id=document["model_id"], weights_sha256=document["weights_sha256"],
             temperature=float(document["temperature"]), reject_threshold=float(document["reject_threshold"]),
-            unsure_threshold=float(document["unsure_threshold"]),
-            mean=np.asarray(params["mean"]), scale=np.asarray(params["scale"]),
-            layers=[(np.asarray(layer["w"]), np.asarray(layer["b"])) for layer in params["layers"]],
+            unsure_threshold=float(document["unsure_threshold"]), mean=mean, scale=scale, layers=layers,
             description=document.get("description", {}),
         )
-
-
-def _checksum(params: dict) -> str:
-    return hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()
 
 
 def verdict_path(directory, model_id: str) -> Path:
