@@ -15,7 +15,9 @@ sure — 4 or 9?", "That doesn't look like a digit", "Looks like several digits"
 "Not a digit, not sure"), its ``confidences`` the ten digits' probabilities — ``/explain`` (sketch, model, show) → heat map, ``/compare``
 (sketch) → every model's label and the processed image, ``/feedback`` (sketch, model,
 label) and ``/confirm`` (sketch, model) → confirmation, ``/model_details`` (model). There
-is no per-server "current model": the model id travels with every request.
+is no per-server "current model": the model id travels with every request. ``/read_digit``
+(image as base64 or a data URL, model) → JSON takes and gives no files; it is also the MCP
+tool ``read_digit`` (``launch(mcp_server=True)``, at ``/gradio_api/mcp/``).
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import gradio as gr
 import numpy as np
 from PIL import Image
 
 import digitrec
-from digitrec import config, feedback, feedback_sync, guard
+from digitrec import api, config, feedback, feedback_sync, guard
 from digitrec.canvas import SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
 from digitrec.preprocess import EmptyDrawingError, preprocess, preprocess_with_view, to_ink, to_uint8
@@ -57,6 +60,7 @@ MAX_REQUEST_BYTES = int(config.number("DIGITREC_MAX_REQUEST_MB") * 1e6)
 # compute); more would only queue inside the process. DIGITREC_CONCURRENCY=N python -m
 # bench.serve measures another setting.
 CONCURRENCY = int(config.number("DIGITREC_CONCURRENCY"))
+ModelId = Literal[tuple(digitrec.MODEL_IDS)]  # the API and MCP schemas list the valid ids
 
 
 def model_choices():
@@ -190,6 +194,24 @@ def compare(sketch):
         raise guard.refuse(error) from None
     labels = [digitrec.registry.classify(x, model) for model in digitrec.MODEL_IDS]
     return (*labels, png_path(enlarge(to_uint8(x))))
+
+
+def read_digit(image: str, model: ModelId = "cnn") -> dict:
+    """Read a handwritten digit (0-9) in an image and say how sure the model is of each digit.
+
+    Args:
+        image: The drawing as a base64-encoded PNG (or JPEG, WebP), or as a data URL such as "data:image/png;base64,iVBOR...". Dark ink on a light background, or light ink on dark; any size up to 2048×2048 pixels and 2 MB.
+        model: Which model reads it: "cnn" (Keras CNN, the most accurate), "dense" (Keras dense network) or "numpy" (a network written in numpy).
+
+    Returns:
+        {"digit": the digit read, "confidence": its probability, "probabilities": the ten digits' probabilities (index = digit), "model": the model id, "image": the 28×28 image the model read, white ink on black, as a PNG data URL}
+    """
+    try:
+        return api.read_digit(image, model)
+    except digitrec.EmptyDrawingError as error:
+        raise guard.refuse(error, "Nothing to read") from None
+    except ValueError as error:  # not base64, unreadable image or unknown model: say so, keep serving
+        raise guard.refuse(error) from None
 
 
 def explain(sketch, model, show):
@@ -482,6 +504,8 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
     gr.on([], compare, [sketch], [*compare_labels, processed], api_name="compare")
     gr.on([], record, [sketch, model_radio, true_digit], thanks, api_name="feedback")
     gr.on([], confirm, [sketch, model_radio], thanks, api_name="confirm")
+    # JSON in, JSON out (no file upload or download); also the MCP tool "read_digit".
+    gr.api(read_digit, api_name="read_digit")
 
 demo.queue(default_concurrency_limit=CONCURRENCY)
 guard.guard_paths(demo)
@@ -495,4 +519,5 @@ if __name__ == "__main__":
         blocked_paths=[str(feedback.data_dir())],
         max_file_size=MAX_UPLOAD_BYTES,
         app_kwargs=guard.body_limit(MAX_REQUEST_BYTES),
+        mcp_server=True,  # agents: /gradio_api/mcp/ (streamable HTTP), tool "read_digit"
     )

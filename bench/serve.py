@@ -8,7 +8,8 @@ Everything is measured in one run on this machine, medians and ratios first:
 - in-process: ``digitrec.predict`` on 800×800 held-out drawings, p50/p99 per model;
 - HTTP: the real app (``app.py``) on 127.0.0.1 through ``gradio_client``, serially and with
   8 and 32 concurrent clients (one Client per thread), next to ``/noop`` — an endpoint with
-  the same Sketchpad input that does nothing — as the framework's floor;
+  the same Sketchpad input that does nothing — as the framework's floor, and ``/read_digit``
+  — the same drawings sent as a base64 data URL, JSON back, no file upload or download;
 - start-up: seconds from ``python app.py`` to the first answered ``/predict``;
 - memory: the server's resident set after every 500 of 4,000 ``/predict`` requests.
 The server runs in its own process (``--serve PORT``): the app plus the ``/noop`` endpoint.
@@ -17,6 +18,7 @@ The server runs in its own process (``--serve PORT``): the app plus the ``/noop`
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import statistics
 import subprocess
@@ -128,6 +130,18 @@ def sketch(path):
     return {"background": file, "layers": [], "composite": file}
 
 
+_data_urls = {}
+
+
+def drawing_input(api_name, path):
+    """Return the drawing as ``api_name`` takes it: a sketch of uploaded files, or a data URL for /read_digit."""
+    if api_name != "/read_digit":
+        return sketch(path)
+    if path not in _data_urls:  # encoded once, as a script holding the PNG in memory would
+        _data_urls[path] = "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return _data_urls[path]
+
+
 def load(url, paths, api_name, clients, total):
     """Send ``total`` requests from ``clients`` threads; return (latencies, seconds, errors)."""
     from gradio_client import Client
@@ -146,7 +160,8 @@ def load(url, paths, api_name, clients, total):
                 return
             started = time.perf_counter()
             try:
-                client.predict(sketch(paths[i % len(paths)]), models[i % len(models)], api_name=api_name)
+                drawing = drawing_input(api_name, paths[i % len(paths)])
+                client.predict(drawing, models[i % len(models)], api_name=api_name)
             except Exception as error:  # counted and reported, never hidden
                 with lock:
                     errors.append(repr(error)[:200])
@@ -202,7 +217,7 @@ def main(argv=None):
         print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         results = {}
         for clients, total in ((1, serial_n), (8, concurrent_n), (32, concurrent_n)):
-            for api_name in ("/noop", "/predict"):
+            for api_name in ("/noop", "/predict", "/read_digit"):
                 latencies, seconds, errors = load(url, paths, api_name, clients, total)
                 results[(api_name, clients)] = (statistics.median(latencies), total / seconds)
                 print(
@@ -213,6 +228,13 @@ def main(argv=None):
         ratio = results[("/predict", 1)][0] / results[("/noop", 1)][0]
         print(f"\nserial /predict p50 ÷ /noop p50 = {ratio:.2f}×")
         print(f"/predict with 8 clients: {results[('/predict', 8)][1]:.1f} predictions/s")
+        json_ratio = results[("/read_digit", 1)][0] / results[("/predict", 1)][0]
+        json_speed = results[("/read_digit", 8)][1] / results[("/predict", 8)][1]
+        print(f"serial /read_digit p50 ÷ /predict p50 = {json_ratio:.2f}×")
+        print(
+            f"/read_digit with 8 clients: {results[('/read_digit', 8)][1]:.1f} predictions/s "
+            f"({json_speed:.2f}× /predict's)"
+        )
 
         step = memory_n // 8
         readings = []

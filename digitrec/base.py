@@ -120,8 +120,12 @@ class Model:
         return manifests.write(manifests.path_for(directory, self.model_id), self.manifest)
 
     @classmethod
-    def load(cls, manifest_path, weights_path=None) -> "Model":
-        """Rebuild the model from its manifest and load the weights, verifying their checksum."""
+    def load(cls, manifest_path, weights_path=None, seed=None) -> "Model":
+        """Rebuild the model from its manifest and load the weights, verifying their checksum.
+
+        With ``seed`` the model is built by ``fresh(seed)``, so whatever randomness it holds
+        (Keras' dropout seeds) repeats: a resumed training run then retraces the same steps.
+        """
         manifest = manifests.read(manifest_path)
         if manifest["model_id"] != cls.model_id:
             raise ValueError(f"{manifest_path} describes model {manifest['model_id']!r}, not {cls.model_id!r}.")
@@ -131,7 +135,7 @@ class Model:
             raise ChecksumError(
                 f"{weights_path.name}: checksum {actual[:12]}… does not match the manifest's {manifest['sha256'][:12]}…"
             )
-        model = cls(**manifest["config"])
+        model = cls(**manifest["config"]) if seed is None else cls.fresh(seed, **manifest["config"])
         model._load_weights(weights_path)
         model.manifest = manifest
         return model

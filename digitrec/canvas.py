@@ -271,3 +271,13 @@ def _check_header(file) -> None:
     problem = _problem(file)
     if problem:
         raise refuse(problem[1])
+
+
+def check_image_file(file) -> None:
+    """Raise InvalidImageError, with the sketchpad's message, for an image file (path or bytes) it would refuse.
+
+    The same size and header check for a drawing that arrives another way (the JSON endpoint).
+    """
+    problem = _problem(file)
+    if problem:
+        raise InvalidImageError(problem[1])

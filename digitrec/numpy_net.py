@@ -56,7 +56,7 @@ class NumpyNet(Model):
     @classmethod
     def fresh(cls, seed=0, **config):
         """Return a new network whose He-initialised weights are drawn from ``seed``."""
-        return cls(seed=seed, **config)
+        return cls(**{**config, "seed": seed})
 
     # ------------------------------------------------------------ inference
     def feedforward(self, a):

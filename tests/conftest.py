@@ -51,15 +51,15 @@ def one_per_label(held_out):
     return {int(d): render(digits[int(np.flatnonzero(labels == d)[0])], Condition()) for d in range(10)}
 
 
-def start_app(extra_env=None, timeout=120):
-    """Start ``python app.py`` on a free loopback port; return (process, url, seconds to ready)."""
+def start_app(extra_env=None, timeout=120, cwd=ROOT):
+    """Start ``python app.py`` (in ``cwd``) on a free loopback port; return (process, url, seconds to ready)."""
     port = free_port()
     env = dict(os.environ, GRADIO_SERVER_NAME="127.0.0.1", GRADIO_SERVER_PORT=str(port), **(extra_env or {}))
     env.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     started = time.time()
     # The server's log goes to a file: a pipe nobody reads fills up and blocks the server.
     log = tempfile.NamedTemporaryFile(prefix="digitrec-app-", suffix=".log", delete=False)
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT)
     process.log_path = log.name
     url = f"http://127.0.0.1:{port}/"
     while time.time() - started < timeout:

@@ -28,6 +28,8 @@ from PIL import Image, ImageDraw
 
 from conftest import png_bytes, start_app, stop_app
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 PER_MINUTE, PER_DAY = 3, 5  # the per-visitor quota the server runs with here
 FIGURES: dict[str, str] = {}
 

@@ -11,6 +11,8 @@ from PIL import Image
 import digitrec
 from conftest import png_bytes
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 
 @pytest.fixture(scope="module")
 def client(app_url):
@@ -190,7 +192,7 @@ def test_api_lists_exactly_the_app_endpoints(client):
     """Scripts see the stateless endpoints only; the page's own events (which read its session) are private."""
     info = client.view_api(return_format="dict", print_info=False)
     assert sorted(info["named_endpoints"]) == [
-        "/compare", "/confirm", "/explain", "/feedback", "/model_details", "/predict"
+        "/compare", "/confirm", "/explain", "/feedback", "/model_details", "/predict", "/read_digit"
     ]
     assert not info["unnamed_endpoints"]
 

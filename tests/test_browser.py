@@ -58,9 +58,10 @@ PHONE_PICK = (HELD_OUT_WRITERS[4], 5)
 SCREENSHOT_PICK = (HELD_OUT_WRITERS[4], 4)
 
 # A developer without Chromium skips these; CI (which installs it in .ci/run) never does.
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason=f"no Chromium at {CHROMIUM}"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"), reason=f"no Chromium at {CHROMIUM}"),
+]
 
 
 # --------------------------------------------------------------------------- drawings

@@ -77,6 +77,7 @@ def test_32_threads_writing_at_once_lose_nothing(tmp_path):
     assert_complete(store, rows[-1])
 
 
+@pytest.mark.slow
 def test_sigkill_never_loses_an_acknowledged_correction(tmp_path):
     acknowledged = []
     for _ in range(3):  # three crashes into the same store
@@ -215,6 +216,7 @@ def test_export_npz_has_the_layout_of_mnist(tmp_path):
     assert x.dtype == np.float32 and x.max() == 1.0 and y.dtype == np.int64
 
 
+@pytest.mark.slow
 def test_export_cli(tmp_path):
     store = FeedbackStore(tmp_path / "store")
     store.add(drawing(), processed_digit(), 8, "cnn")
@@ -358,6 +360,7 @@ def relabelled(held_out):
     return x, (answers + 1) % 10
 
 
+@pytest.mark.slow
 def test_finetune_learns_the_corrections(numpy_weights, small_data, held_out, capsys):
     x, y = relabelled(held_out)
     pool, evaluation = small_data
@@ -383,6 +386,7 @@ def test_gate_refuses_any_drop():
     assert finetune.accepted(before, {"mnist": 0.979, "drawn": 0.95}, tolerance=0.2)[0]
 
 
+@pytest.mark.slow
 def test_finetune_cli_writes_weights_with_the_old_training_info(numpy_weights, held_out, tmp_path, capsys):
     from digitrec.numpy_net import NumpyNet
 

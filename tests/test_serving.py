@@ -16,6 +16,8 @@ from PIL import Image
 import digitrec
 from conftest import png_bytes
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 GENERIC = "has not enabled verbose error reporting"
 
 

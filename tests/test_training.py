@@ -12,6 +12,8 @@ import pytest
 import digitrec
 from digitrec.manifest import read as read_manifest
 
+pytestmark = pytest.mark.slow  # starts the app, a server or a training run: CI runs it, the inner loop does not
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

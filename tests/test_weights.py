@@ -217,6 +217,7 @@ def test_unreachable_hub_uses_the_cached_copy(unreachable_hub, hub_model, images
     assert "hub" in loaded_from(log)[-1]
 
 
+@pytest.mark.slow
 def test_default_hub_timeout_is_one_second(monkeypatch):
     from digitrec.weights import hub_settings
 
@@ -246,6 +247,7 @@ def silent_hub(monkeypatch, hub_env):
     server.close()
 
 
+@pytest.mark.slow
 def test_a_hub_that_hangs_costs_about_a_second(silent_hub, images, log):
     model, seconds = timed_load()
     assert seconds < 2.0, f"fallback took {seconds:.2f} s"

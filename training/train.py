@@ -137,10 +137,10 @@ def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, setti
     images away from real ones; a few last epochs on the images as they are (MNIST and the
     canvas renders, both real inputs) settle the network on the real distribution, as
     detectors such as YOLOX switch their strongest augmentation off for the last epochs.
-    It starts by reloading the saved weights, so ``--resume`` on a saved run performs
-    exactly the same steps as one uninterrupted run.
+    It starts by reloading the saved weights into a model seeded afresh, so ``--resume`` on
+    a saved run performs exactly the same steps as one uninterrupted run.
     """
-    model = model_class(model_id).load(manifest_path)
+    model = model_class(model_id).load(manifest_path, seed=settings["seed"] + 1)
     final = settings["learning_rate"] * FINAL_FRACTION
     rows = model.fit(
         x_train, y_train, epochs=settings["clean_epochs"], batch_size=settings["batch_size"],
