@@ -204,7 +204,7 @@ def read_digit(image: str, model: ModelId = "cnn") -> dict:
         model: Which model reads it: "cnn" (Keras CNN, the most accurate), "dense" (Keras dense network) or "numpy" (a network written in numpy).
 
     Returns:
-        {"digit": the digit read, "confidence": its probability, "probabilities": the ten digits' probabilities (index = digit), "model": the model id, "image": the 28×28 image the model read, white ink on black, as a PNG data URL}
+        {"digit": the digit read, "confidence": its probability, "probabilities": the ten digits' probabilities (index = digit), "model": the model id, "image": the 28×28 image the model read, white ink on black, as a PNG data URL, "verdict": "digit", "unsure" (see "candidates"), "not_a_digit" (letters, shapes, scribbles) or "several" (digits side by side), "headline": the verdict in words, "candidates": the digits it hesitates between}
     """
     try:
         return api.read_digit(image, model)
