@@ -13,12 +13,10 @@ import pytest
 import digitrec
 from bench.browser import draw_with_mouse, drawing_area, on_screen
 from test_browser import open_page, predict, save_screenshots, select_brush  # noqa: F401
-from test_browser import browser, pendigits, pytestmark  # noqa: F401
+from test_browser import browser, pendigits, pytestmark  # noqa: F401  (slow, and skipped without Chromium)
 from training.nondigits import shape
 from training.strokes import Condition, render
 from training.verdict_sets import pair
-
-pytestmark = [pytestmark, pytest.mark.slow]
 
 
 def unsure_drawing(held):
