@@ -152,6 +152,9 @@ class VerdictLabel(gr.Label):
     keeps its own heading.
     """
 
+    def get_block_name(self):
+        return "label"  # the built-in frontend: a subclass's own name would make gradio fetch a custom component
+
     def postprocess(self, value):
         if isinstance(value, dict) and "label" in value and isinstance(value.get("confidences"), dict):
             ranked = super().postprocess(value["confidences"])
