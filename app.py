@@ -328,6 +328,110 @@ def correct_shown(shown, label, request: gr.Request = None):
     return record(shown["png"], shown["model"], label, request)
 
 
+# ---------------------------------------------------------------- Number mode: a whole number on a wide canvas
+
+NUMBER_SKETCHPAD = {**SKETCHPAD, "canvas_size": (1600, 600), "height": 420, "elem_id": "number-sketch"}
+BOX_COLOUR = (220, 40, 40)  # the digits' boxes over the drawing
+STRIP_GAP = 4  # pixels between digits in the strip of 28×28 images
+
+
+def _read_number(sketch, model):
+    """Read the number in a sketch, or refuse with a short message (the app keeps serving)."""
+    try:
+        return digitrec.read_number(sketch, model)
+    except digitrec.EmptyDrawingError as error:
+        raise guard.refuse(error, "Nothing to read") from None
+    except ValueError as error:
+        raise guard.refuse(error) from None
+
+
+def digit_strip(reading) -> np.ndarray:
+    """Put the digits' 28×28 images side by side, enlarged, with a thin gap: what the model read."""
+    gap = np.zeros((28, STRIP_GAP), np.uint8) + 60
+    parts = []
+    for digit in reading.digits:
+        parts += [digit.processed, gap]
+    return enlarge(np.concatenate(parts[:-1], axis=1))
+
+
+def boxes_over(sketch, reading) -> np.ndarray:
+    """Return a copy of the drawing with each digit's box and reading drawn over it."""
+    from PIL import ImageDraw
+
+    paper = Image.fromarray(to_uint8(1.0 - to_ink(sketch))).convert("RGB")
+    draw = ImageDraw.Draw(paper)
+    width = max(2, paper.width // 400)
+    for digit, (x0, y0, x1, y1) in zip(reading.digits, reading.boxes):
+        draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=BOX_COLOUR, width=width)
+        draw.text((x0 + 2 * width, max(0, y0 - 14 * width)), digit.symbol, fill=BOX_COLOUR, font_size=12 * width)
+    paper.thumbnail((800, 800))
+    return np.asarray(paper)
+
+
+def caption(digit) -> str:
+    """Return a digit's caption, short enough for a thumbnail: its top two guesses, and a flag when unsure."""
+    guesses = " · ".join(f"{c['digit']} {c['probability']:.0%}" for c in digit.candidates[:2])
+    return guesses + ("" if digit.verdict == "digit" else f" ({digit.verdict.replace('_', ' ')})")
+
+
+def read_number(sketch, model):
+    """Read a whole number in a sketch: (the number, per-digit details as JSON, the strip of 28×28 images)."""
+    reading = _read_number(sketch, model)
+    return reading.text, reading.details(), png_path(digit_strip(reading))
+
+
+def read_number_shown(sketch, model):
+    """Read the number for the page: the number, details, strip, each digit with its guesses, the boxes, the state.
+
+    The state keeps each digit's drawing (its crop) so a correction stores that digit.
+    """
+    reading = _read_number(sketch, model)
+    gallery = [(png_path(enlarge(d.processed)), caption(d)) for d in reading.digits]
+    positions = [(f"#{i + 1} (read {d.symbol})", i) for i, d in enumerate(reading.digits)]
+    shown_number = {"model": model, "crops": reading.crops, "text": reading.text}
+    return (
+        reading.text,
+        reading.details(),
+        png_path(digit_strip(reading)),
+        gallery,
+        png_path(boxes_over(sketch, reading)),
+        gr.update(choices=positions, value=None),
+        "",
+        shown_number,
+    )
+
+
+def _position(position, count) -> int:
+    """Return a digit's place (0-based) in a number of ``count`` digits, or refuse."""
+    try:
+        index = int(position)
+    except (TypeError, ValueError):
+        raise guard.refuse("Pick which digit to correct.", "Not stored") from None
+    if not 0 <= index < count:
+        raise guard.refuse(f"The number has {count} digits: pick 0 to {count - 1}, counted from the left.", "Not stored")
+    return index
+
+
+def correct_digit(sketch, model, position, label, request: gr.Request = None):
+    """Store a correction of one digit of the number in a sketch: ``position`` counts from 0, left to right."""
+    reading = _read_number(sketch, model)
+    index = _position(position, len(reading.crops))
+    return record(reading.crops[index], model, label, request)  # that digit's drawing, as a single digit
+
+
+def correct_digit_shown(shown_number, position, label, request: gr.Request = None):
+    """Store the digit the visitor picked, of the number on screen, with the digit it really is."""
+    if shown_number is None:
+        raise guard.refuse("Read a number first, then correct a digit.", "Not stored")
+    index = _position(position, len(shown_number["crops"]))
+    return record(shown_number["crops"][index], shown_number["model"], label, request)
+
+
+def pick_digit(event: gr.SelectData):
+    """Select the digit clicked in the gallery as the one to correct."""
+    return event.index
+
+
 def warm_up():
     """Load every model and run it once, so the first visitor waits for nothing."""
     blank = np.full((64, 64), 255, np.uint8)
@@ -407,6 +511,10 @@ CSS = """
   #sketch .toolbar-wrap .half-container { flex-direction: row !important; }
 }
 """
+CSS += """
+#number-text textarea { font-size: 2.6rem; font-weight: 700; letter-spacing: 0.15em; }
+#number-digits img, #number-strip img { image-rendering: pixelated; }
+"""
 # The page's side margins sit outside the part of the page that ``css`` (which gradio
 # scopes to the app's content) reaches, so the phone's narrower margins go in the head.
 HEAD = "<style>@media (max-width: 640px) { .gradio-container .main.app { padding-left: 6px; padding-right: 6px; } }</style>"
@@ -470,6 +578,56 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
         components=[gr.Image(visible=False)], samples=[[str(path)] for path in EXAMPLES], type="index",
         label="Example drawings", layout="gallery", elem_id="examples",
     )
+
+    with gr.Tabs():
+        with gr.Tab("Number", id="number", elem_id="number-tab"):
+            gr.Markdown(
+                "Draw a whole number — a year, a house number — side by side, and press **Read the number**: "
+                "each digit is cut out and read like a single digit. Fix a digit it got wrong below."
+            )
+            shown_number = gr.State(None)  # the number on screen: each digit's drawing, for a correction
+            number_sketch = CheckedSketchpad(label="Draw a number", **NUMBER_SKETCHPAD)
+            with gr.Row():
+                number_model = guard.ModelRadio(model_choices(), value="cnn", label="Model", elem_id="number-model")
+                read_button = gr.Button("Read the number", variant="primary", elem_id="read-number")
+            number_text = gr.Textbox(label="The number", interactive=False, elem_id="number-text")
+            with gr.Row(equal_height=False):
+                number_digits = gr.Gallery(
+                    label="Each digit as the model saw it (28×28), with its top guesses",
+                    columns=6, height=260, object_fit="contain", allow_preview=False, elem_id="number-digits",
+                )
+                number_boxes = gr.Image(
+                    label="Where each digit was found", format="png", interactive=False, elem_id="number-boxes"
+                )
+            with gr.Row(equal_height=True):
+                digit_position = gr.Dropdown([], label="Digit to correct", allow_custom_value=True, elem_id="digit-position")
+                digit_label = gr.Dropdown(
+                    [str(d) for d in range(10)], value=None, label="It is a", allow_custom_value=True,
+                    elem_id="digit-label",
+                )
+                digit_button = gr.Button("Save correction", size="sm", variant="secondary", elem_id="correct-digit")
+            digit_thanks = gr.Markdown(elem_id="digit-thanks")
+            with gr.Accordion("Details (JSON) and the strip of digits", open=False):
+                number_json = gr.JSON(label="Each digit: reading, guesses, box", elem_id="number-json")
+                number_strip = gr.Image(
+                    label="The digits the model read", format="png", interactive=False, elem_id="number-strip"
+                )
+
+    read_button.click(
+        read_number_shown, [number_sketch, number_model],
+        [number_text, number_json, number_strip, number_digits, number_boxes, digit_position, digit_thanks,
+         shown_number],
+        api_name="read_number_shown", api_visibility="private",
+    )
+    number_digits.select(pick_digit, None, digit_position, api_name="pick_digit", api_visibility="private")
+    digit_button.click(
+        correct_digit_shown, [shown_number, digit_position, digit_label], digit_thanks,
+        api_name="correct_digit_shown", api_visibility="private",
+    )
+    gr.on([], read_number, [number_sketch, number_model], [number_text, number_json, number_strip],
+          api_name="read_number")
+    gr.on([], correct_digit, [number_sketch, number_model, digit_position, digit_label], digit_thanks,
+          api_name="feedback_digit")
 
     PANELS = [label, processed, heatmap, *compare_labels, thanks, shown]
 

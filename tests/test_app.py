@@ -192,7 +192,8 @@ def test_api_lists_exactly_the_app_endpoints(client):
     """Scripts see the stateless endpoints only; the page's own events (which read its session) are private."""
     info = client.view_api(return_format="dict", print_info=False)
     assert sorted(info["named_endpoints"]) == [
-        "/compare", "/confirm", "/explain", "/feedback", "/model_details", "/predict", "/read_digit"
+        "/compare", "/confirm", "/explain", "/feedback", "/feedback_digit", "/model_details", "/predict",
+        "/read_digit", "/read_number",
     ]
     assert not info["unnamed_endpoints"]
 

@@ -1,0 +1,250 @@
+"""How well ``digitrec.read_number`` reads whole numbers drawn by people the models never saw.
+
+    python -m bench.numbers                     # held-out writers, every model, the README table
+    python -m bench.numbers --models cnn --per-length 20    # a quicker look
+    python -m bench.numbers --writers training  # the training writers: where the segmentation's settings are chosen
+    python -m bench.numbers --write             # also put the table into README.md and docs/numbers.md
+
+Numbers of 2 to 6 digits are composed from UCI pendigits pen trajectories, each number
+from ONE writer (held out: writers 25–30), drawn as pen strokes on the app's wide canvas
+(1600×600) under five conditions: generous gaps; tight gaps; neighbours touching or
+slightly overlapping; a drifting baseline; mixed sizes. Reported per condition and length:
+whole-number accuracy (every digit right, none missing or extra) and per-digit accuracy
+(digits right in their place, counted only when the number has the right count); beside
+them, single-digit accuracy: the same digits, each drawn alone at the same size and brush,
+read by ``digitrec.predict``. Then the time to read a 6-digit number, in-process (p50).
+Seeded: the same command prints the same accuracies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import digitrec  # noqa: E402
+from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render  # noqa: E402
+
+WIDE = (1600, 600)  # the Number tab's canvas (width, height)
+LENGTHS = (2, 3, 4, 5, 6)
+
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """How the digits of one number are put side by side, in units of the digit height."""
+
+    gap: tuple = (0.25, 0.5)  # space between neighbours' ink (negative: overlapping)
+    drift: float = 0.0  # baseline slope, height per digit (random sign)
+    jitter: float = 0.0  # random up/down of each digit
+    sizes: tuple = (1.0, 1.0)  # each digit's height × this range
+    brush: tuple = (0.08, 0.18)  # the pen's width (the app's default brush on a digit half the canvas tall is ~15 %)
+
+
+CONDITIONS = {
+    "generous gaps": Layout(gap=(0.25, 0.5)),
+    "tight gaps": Layout(gap=(0.04, 0.1)),
+    "touching": Layout(gap=(-0.1, 0.0)),
+    "drifting baseline": Layout(gap=(0.15, 0.35), drift=0.12, jitter=0.06),
+    "mixed sizes": Layout(gap=(0.15, 0.35), sizes=(0.65, 1.15)),
+}
+
+
+def digit_ink(strokes, height: float, brush: float) -> np.ndarray:
+    """Render one digit's strokes ``height`` px tall with a ``brush`` px pen; return its ink crop (1 = ink)."""
+    side = int(height * 1.6 + brush * 2)
+    canvas = render(strokes, Condition(height=height / side, brush=brush, centre=(0.5, 0.5)), canvas=side)
+    ink = 1.0 - canvas[:, :, 0].astype(np.float32) / 255.0
+    rows = np.flatnonzero(ink.max(axis=1) > 0.2)
+    cols = np.flatnonzero(ink.max(axis=0) > 0.2)
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+
+
+def compose(digits: list, layout: Layout, rng: np.random.Generator, size=WIDE):
+    """Draw a number's digits (each a list of strokes) side by side on a white canvas.
+
+    Returns (canvas (H, W, 3) uint8, each digit's ink crop as drawn). The digit height is
+    chosen so the number fills at most 90 % of the canvas's width and 55 % of its height;
+    the brush is a fraction of it drawn from ``layout.brush``.
+    """
+    width, height = size
+    count = len(digits)
+    scales = rng.uniform(*layout.sizes, count)
+    gaps = rng.uniform(*layout.gap, max(count - 1, 0))
+    brush_fraction = rng.uniform(*layout.brush)
+    # Widths are known only once drawn: draw at a trial height, then scale to fit.
+    trial = 100.0
+    trial_widths = [digit_ink(d, trial * s, brush_fraction * trial).shape[1] / trial for d, s in zip(digits, scales)]
+    span = sum(trial_widths) + float(gaps.sum())
+    digit_height = min(0.55 * height / max(layout.sizes[1], 1.0), 0.9 * width / span)
+    digit_height *= 1.0 - 2.5 * layout.drift if layout.drift else 1.0
+    brush = max(2.0, brush_fraction * digit_height)
+    inks = [digit_ink(d, digit_height * s, brush) for d, s in zip(digits, scales)]
+    total = sum(i.shape[1] for i in inks) + int(gaps.sum() * digit_height)
+    x = (width - total) // 2
+    slope = layout.drift * rng.choice([-1.0, 1.0]) * digit_height
+    base = height * 0.5 + digit_height * 0.5 - slope * (count - 1) / 2
+    paper = np.zeros((height, width), np.float32)
+    for k, ink in enumerate(inks):
+        bottom = base + slope * k + rng.normal(0.0, layout.jitter) * digit_height
+        top = int(np.clip(round(bottom - ink.shape[0]), 0, height - ink.shape[0]))
+        left = int(np.clip(x, 0, width - ink.shape[1]))
+        region = paper[top : top + ink.shape[0], left : left + ink.shape[1]]
+        np.maximum(region, ink, out=region)
+        x += ink.shape[1] + (int(gaps[k] * digit_height) if k < count - 1 else 0)
+    canvas = np.repeat(np.rint((1.0 - paper) * 255).astype(np.uint8)[:, :, None], 3, axis=2)
+    return canvas, inks
+
+
+def numbers(pendigits, writers, count: int, length: int, seed: int):
+    """Yield ``count`` numbers of ``length`` digits, each (strokes per digit, labels) by one writer."""
+    digits, labels, who = pendigits
+    rng = np.random.default_rng(seed)
+    by_writer = {w: np.flatnonzero(who == w) for w in writers}
+    for _ in range(count):
+        writer = writers[int(rng.integers(len(writers)))]
+        chosen = rng.choice(by_writer[writer], size=length, replace=False)
+        yield [digits[i] for i in chosen], [int(labels[i]) for i in chosen]
+
+
+def single_digit_paper(ink: np.ndarray) -> np.ndarray:
+    """Return one digit's ink crop alone on white paper with a margin: a single digit as drawn."""
+    pad = max(8, ink.shape[0] // 4)
+    return np.rint((1.0 - np.pad(ink, pad)) * 255).astype(np.uint8)
+
+
+def run(model_id: str, writers, per_length: int, seed: int):
+    """Return {(condition, length): counts} and the 6-digit read times (ms) for one model."""
+    pendigits = load_pendigits()
+    results = {}
+    for c, (name, layout) in enumerate(CONDITIONS.items()):
+        for length in LENGTHS:
+            counts = dict(numbers=0, right=0, digits=0, digits_right=0, single=0, single_right=0, miscounted=0)
+            rng = np.random.default_rng([seed, c, length])
+            for strokes, labels in numbers(pendigits, writers, per_length, length, seed * 1000 + c * 10 + length):
+                canvas, inks = compose(strokes, layout, rng)
+                text = digitrec.read_number(canvas, model_id).text
+                truth = "".join(map(str, labels))
+                counts["numbers"] += 1
+                counts["right"] += text == truth
+                counts["digits"] += length
+                if len(text) == length:
+                    counts["digits_right"] += sum(a == b for a, b in zip(text, truth))
+                else:
+                    counts["miscounted"] += 1
+                if name == "generous gaps":
+                    for ink, label in zip(inks, labels):
+                        probs, _ = digitrec.predict(single_digit_paper(ink), model_id)
+                        counts["single"] += 1
+                        counts["single_right"] += max(probs, key=probs.get) == str(label)
+            results[name, length] = counts
+            print(f"{model_id} {name}, {length} digits: {counts['right']}/{counts['numbers']}", file=sys.stderr, flush=True)
+    return results
+
+
+def read_times(model_id: str, writers, seed: int, tries: int = 60) -> np.ndarray:
+    """Return the in-process times (ms) to read gapped 6-digit numbers, after one warm-up read."""
+    pendigits = load_pendigits()
+    rng = np.random.default_rng(seed)
+    canvases = [compose(s, CONDITIONS["generous gaps"], rng)[0] for s, _ in numbers(pendigits, writers, 10, 6, seed)]
+    digitrec.read_number(canvases[0], model_id)
+    times = []
+    for k in range(tries):
+        start = time.perf_counter()
+        digitrec.read_number(canvases[k % len(canvases)], model_id)
+        times.append((time.perf_counter() - start) * 1000)
+    return np.array(times)
+
+
+def percent(right: int, total: int) -> str:
+    return f"{100 * right / total:.1f} %" if total else "–"
+
+
+def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
+    """Return the report as Markdown: per model, a table of conditions × lengths, then the speed."""
+    lines = [
+        f"`python -m bench.numbers{args.command}`: {args.per_length} numbers per condition and length, "
+        f"pendigits writers {', '.join(map(str, args.writer_ids))}, each number by one writer, seed {args.seed}.",
+        "",
+    ]
+    for model_id, results in results_by_model.items():
+        lines += [f"**{model_id}** — whole numbers right (digits right):", ""]
+        header = "| condition | " + " | ".join(f"{n} digits" for n in LENGTHS) + " | all |"
+        lines += [header, "|" + "---|" * (len(LENGTHS) + 2)]
+        for name in CONDITIONS:
+            cells = []
+            for length in [*LENGTHS, None]:
+                rows = [results[name, n] for n in LENGTHS if length in (None, n)]
+                numbers_, right = sum(r["numbers"] for r in rows), sum(r["right"] for r in rows)
+                digits, digits_right = sum(r["digits"] for r in rows), sum(r["digits_right"] for r in rows)
+                cells.append(f"{percent(right, numbers_)} ({percent(digits_right, digits)})")
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        gapped = [results["generous gaps", n] for n in LENGTHS]
+        single = sum(r["single_right"] for r in gapped), sum(r["single"] for r in gapped)
+        in_numbers = sum(r["digits_right"] for r in gapped), sum(r["digits"] for r in gapped)
+        times = times_by_model[model_id]
+        lines += [
+            "",
+            f"Single digits, the same writers' digits of the generous-gaps numbers drawn alone: "
+            f"{percent(*single)}; the same digits read in their numbers: {percent(*in_numbers)}. "
+            f"A 6-digit number is read in {np.percentile(times, 50):.1f} ms (p50; p90 "
+            f"{np.percentile(times, 90):.1f} ms, {len(times)} reads, in-process; load average "
+            f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when timed).",
+            "",
+        ]
+    return "\n".join(lines)
+
+
+BEGIN, END = "<!-- bench.numbers: begin -->", "<!-- bench.numbers: end -->"
+
+
+def write_report(text: str, paths=(ROOT / "README.md", ROOT / "docs" / "numbers.md")) -> None:
+    """Put the report between the BEGIN and END markers of each file, so no figure is typed by hand."""
+    for path in paths:
+        page = path.read_text()
+        if BEGIN not in page or END not in page:
+            raise ValueError(f"{path} has no {BEGIN} … {END} block for the report.")
+        head, rest = page.split(BEGIN, 1)
+        path.write_text(head + BEGIN + "\n" + text.strip() + "\n" + END + rest.split(END, 1)[1])
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--models", nargs="+", default=list(digitrec.MODEL_IDS))
+    parser.add_argument("--per-length", type=int, default=60, help="numbers per condition and length")
+    parser.add_argument("--writers", choices=("held-out", "training"), default="held-out")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--write", action="store_true", help="put the table into README.md and docs/numbers.md")
+    args = parser.parse_args(argv)
+    _, _, who = load_pendigits()
+    if args.writers == "held-out":
+        args.writer_ids = list(HELD_OUT_WRITERS)
+    else:
+        args.writer_ids = sorted(int(w) for w in set(who.tolist()) - set(HELD_OUT_WRITERS))
+    args.command = "".join(
+        f" {flag} {value}" for flag, value, default in (
+            ("--models", " ".join(args.models), " ".join(digitrec.MODEL_IDS)),
+            ("--per-length", args.per_length, 60),
+            ("--writers", args.writers, "held-out"),
+            ("--seed", args.seed, 0),
+        ) if value != default
+    )
+    results, times = {}, {}
+    for model_id in args.models:
+        results[model_id] = run(model_id, args.writer_ids, args.per_length, args.seed)
+        times[model_id] = read_times(model_id, args.writer_ids, args.seed)
+    report = format_table(results, times, args)
+    print(report)
+    if args.write:
+        write_report(report)
+
+
+if __name__ == "__main__":
+    main()
