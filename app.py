@@ -10,7 +10,9 @@ canvas's export and upload; the script holds a click until the drawing on screen
 taken, so a click right after the pen lifts reads that drawing, never the one before.
 
 Scripts call the stateless endpoints, each with the drawing: ``/predict`` (sketch, model)
-→ (label, processed image), ``/explain`` (sketch, model, show) → heat map, ``/compare``
+→ (label, processed image) — the label's top ``label`` is the verdict's headline ("7", "Not
+sure — 4 or 9?", "That doesn't look like a digit", "Looks like several digits"; README,
+"Not a digit, not sure"), its ``confidences`` the ten digits' probabilities — ``/explain`` (sketch, model, show) → heat map, ``/compare``
 (sketch) → every model's label and the processed image, ``/feedback`` (sketch, model,
 label) and ``/confirm`` (sketch, model) → confirmation, ``/model_details`` (model). There
 is no per-server "current model": the model id travels with every request. ``/read_digit``
@@ -36,7 +38,8 @@ import digitrec
 from digitrec import api, config, feedback, feedback_sync, guard
 from digitrec.canvas import SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
-from digitrec.preprocess import EmptyDrawingError, preprocess, to_ink, to_uint8
+from digitrec.preprocess import EmptyDrawingError, preprocess, preprocess_with_view, to_ink, to_uint8
+from digitrec.read import count_parts, read_processed
 from digitrec.weights import bundled_dir
 
 guard.configure_logging()  # one line per record: client strings in messages are escaped
@@ -123,13 +126,46 @@ def enlarge(image: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(image, SCALE, axis=0), SCALE, axis=1)
 
 
-def _predict(sketch, model):
+def _guarded(reader, sketch, model):
+    """Return ``reader(sketch, model)``, refusing empty or unreadable drawings and unknown models with a message."""
     try:
-        return digitrec.predict(sketch, model)
+        return reader(sketch, model)
     except digitrec.EmptyDrawingError as error:
         raise guard.refuse(error, "Nothing to read") from None
     except ValueError as error:  # unreadable image or unknown model: say so, keep serving
         raise guard.refuse(error) from None
+
+
+def _predict(sketch, model):
+    return _guarded(digitrec.predict, sketch, model)
+
+
+def _read(sketch, model):
+    return _guarded(digitrec.read, sketch, model)
+
+
+class VerdictLabel(gr.Label):
+    """A label whose heading is the reading's verdict, above the ten digits' probabilities.
+
+    ``gr.Label`` heads a distribution with its most likely class; a reading may say "Not sure —
+    4 or 9?" or "That doesn't look like a digit" instead, so a value {"label", "confidences"}
+    keeps its own heading.
+    """
+
+    def get_block_name(self):
+        return "label"  # the built-in frontend: a subclass's own name would make gradio fetch a custom component
+
+    def postprocess(self, value):
+        if isinstance(value, dict) and "label" in value and isinstance(value.get("confidences"), dict):
+            ranked = super().postprocess(value["confidences"])
+            ranked.label = value["label"]
+            return ranked
+        return super().postprocess(value)
+
+
+def verdict_label(reading) -> dict:
+    """Return the label's value for a reading: its headline over the ten digits' probabilities."""
+    return {"label": reading.headline(), "confidences": reading.probs}
 
 
 def heat_map(processed: np.ndarray, model: str, probs: dict) -> str:
@@ -143,9 +179,9 @@ def heat_map(processed: np.ndarray, model: str, probs: dict) -> str:
 
 
 def classify(sketch, model):
-    """Predict the digit in a sketch with the chosen model id: (label probabilities, processed image)."""
-    probs, processed = _predict(sketch, model)
-    return probs, png_path(enlarge(processed))
+    """Read a sketch with the chosen model id: (the verdict over the digits' probabilities, processed image)."""
+    reading = _read(sketch, model)
+    return verdict_label(reading), png_path(enlarge(reading.processed))
 
 
 def compare(sketch):
@@ -171,7 +207,7 @@ def read_digit(image: str, model: ModelId = "cnn") -> dict:
         model: Which model reads it: "cnn" (Keras CNN, the most accurate), "dense" (Keras dense network) or "numpy" (a network written in numpy).
 
     Returns:
-        {"digit": the digit read, "confidence": its probability, "probabilities": the ten digits' probabilities (index = digit), "model": the model id, "image": the 28×28 image the model read, white ink on black, as a PNG data URL}
+        {"digit": the digit read, "confidence": its probability, "probabilities": the ten digits' probabilities (index = digit), "model": the model id, "image": the 28×28 image the model read, white ink on black, as a PNG data URL, "verdict": "digit", "unsure" (see "candidates"), "not_a_digit" (letters, shapes, scribbles) or "several" (digits side by side), "headline": the verdict in words, "candidates": the digits it hesitates between}
     """
     try:
         return api.read_digit(image, model)
@@ -228,14 +264,14 @@ def take(sketch, model, live, show_heat, edit, current):
         return gr.skip(), *[gr.skip()] * len(PANELS)
     try:
         ink = to_ink(sketch)
-        x = preprocess(ink)
+        x, view = preprocess_with_view(ink)
     except EmptyDrawingError:
         return {"edit": edit, "png": None, "x": None}, *(cleared() if live else [gr.skip()] * len(PANELS))
     except ValueError as error:
         raise guard.refuse(error) from None
     buffer = io.BytesIO()  # the drawing kept as a small grey PNG: it is what a correction stores
     Image.fromarray(to_uint8(1.0 - ink)).save(buffer, format="PNG")
-    drawing = {"edit": edit, "png": buffer.getvalue(), "x": x}
+    drawing = {"edit": edit, "png": buffer.getvalue(), "x": x, "parts": count_parts(view)}
     if not live:
         return drawing, *[gr.skip()] * len(PANELS)
     return drawing, *show(drawing, model, show_heat)
@@ -260,13 +296,13 @@ def show(drawing, model, show_heat=True, compare_all=False):
     except ValueError as error:
         raise guard.refuse(error) from None
     x = drawing["x"]
-    processed = to_uint8(x)
-    probs = digitrec.registry.classify(x, model)
+    reading = read_processed(x, model, drawing.get("parts", 1))
+    processed, probs = reading.processed, reading.probs
     heat = heat_map(processed, model, probs) if show_heat else None
     others = [digitrec.registry.classify(x, other) if compare_all else None for other in digitrec.MODEL_IDS]
     answer = max(probs, key=probs.get)
     shown = {"png": drawing["png"], "model": model, "answer": answer}
-    return probs, png_path(enlarge(processed)), heat, *others, "", shown
+    return verdict_label(reading), png_path(enlarge(processed)), heat, *others, "", shown
 
 
 def show_comparison(drawing, model, show_heat):
@@ -401,7 +437,7 @@ def warm_up():
     blank = np.full((64, 64), 255, np.uint8)
     blank[16:48, 30:34] = 0
     for model_id in digitrec.MODEL_IDS:
-        digitrec.predict(blank, model_id)
+        digitrec.read(blank, model_id)  # loads the model and its verdict file
         saliency(digitrec.get_model(model_id), preprocess(blank), 1)
 
 
@@ -503,7 +539,7 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
             take_button = gr.Button("Take the drawing", visible="hidden", elem_id="take")
             edit = gr.Number(0, precision=0, visible="hidden", elem_id="edit")  # see TAKE_JS
         with gr.Column(min_width=300):
-            label = gr.Label(num_top_classes=10, label="What the model reads", elem_id="label")
+            label = VerdictLabel(num_top_classes=10, label="What the model reads", elem_id="label")
             with gr.Row():
                 processed = gr.Image(
                     label="What the model saw (28×28)", format="png", interactive=False, elem_id="processed"

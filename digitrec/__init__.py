@@ -2,6 +2,7 @@
 
 from .base import ChecksumError, Model
 from .preprocess import EmptyDrawingError, InvalidImageError
+from .read import Reading, read
 from .registry import MODEL_IDS, MODELS, UnknownModelError, get_model, predict
 from .number import DigitReading, NumberReading, TooManyMarksError, read_number
 
@@ -14,9 +15,11 @@ __all__ = [
     "InvalidImageError",
     "Model",
     "NumberReading",
+    "Reading",
     "TooManyMarksError",
     "UnknownModelError",
     "get_model",
     "predict",
+    "read",
     "read_number",
 ]

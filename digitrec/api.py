@@ -1,7 +1,7 @@
 """Read a drawing sent as text (base64 PNG or data URL) and answer in plain JSON: for scripts and agents.
 
 The JSON endpoint (``/read_digit``) and the MCP tool call ``read_digit``; it goes through
-the one pipeline (``digitrec.predict``) with the same limits as the sketchpad's uploads
+the one pipeline (``digitrec.read``, which ``digitrec.predict`` shares) with the same limits as the sketchpad's uploads
 (``digitrec.canvas``: bytes, sides, pixels), checked before anything is decoded.
 """
 
@@ -18,7 +18,7 @@ from PIL import Image
 from .canvas import MAX_FILE_BYTES, check_image_file
 from .messages import shown
 from .preprocess import InvalidImageError
-from .registry import predict
+from .read import read
 
 # Base64 of MAX_FILE_BYTES, plus room for a data URL's prefix and line breaks.
 MAX_TEXT = (MAX_FILE_BYTES + 2) // 3 * 4 + 4096
@@ -63,22 +63,27 @@ def png_data_url(image: np.ndarray) -> str:
 
 
 def read_digit(image, model="cnn") -> dict:
-    """Read the digit in a base64 drawing; return {"digit", "confidence", "probabilities", "model", "image"}.
+    """Read the digit in a base64 drawing; return {"digit", "confidence", "probabilities", "model", "image", "verdict", "headline", "candidates"}.
 
     ``probabilities`` lists the ten digits' probabilities in order (index = digit);
-    ``image`` is the 28×28 image the model read (white ink on black) as a PNG data URL.
+    ``image`` is the 28×28 image the model read (white ink on black) as a PNG data URL;
+    ``verdict`` is "digit", "unsure", "not_a_digit" or "several" (``digitrec.read``), with its
+    ``headline`` for people and the ``candidates`` it hesitates between.
     Raises EmptyDrawingError, InvalidImageError (also for a file over the sketchpad's
     limits) or UnknownModelError, each with a short message.
     """
     data = decode_image(image)
     check_image_file(data)
-    probs, processed = predict(data, model)
-    probabilities = [probs[str(digit)] for digit in range(10)]
+    reading = read(data, model)
+    probabilities = [reading.probs[str(digit)] for digit in range(10)]
     digit = int(np.argmax(probabilities))
     return {
         "digit": digit,
         "confidence": probabilities[digit],
         "probabilities": probabilities,
         "model": model,
-        "image": png_data_url(processed),
+        "image": png_data_url(reading.processed),
+        "verdict": reading.verdict,
+        "headline": reading.headline(),
+        "candidates": reading.candidates,
     }

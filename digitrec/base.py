@@ -57,6 +57,17 @@ class Model:
         """Return (N, 10) class probabilities for images ``x`` of shape (N, 28, 28), ink = 1."""
         raise NotImplementedError
 
+    def features_and_proba(self, x) -> tuple[np.ndarray, np.ndarray]:
+        """Return (features, probabilities) for images ``x`` (N, 28, 28) from one forward pass.
+
+        ``features`` (N, F) are what the output layer reads (the last hidden layer's activations),
+        so a reader can judge from the same pass whether the drawing looks like a digit at all.
+        A model that does not say returns no features (N, 0): it still reads digits (and
+        "several"), without "not a digit" or "not sure", since no verdict file can fit it.
+        """
+        probabilities = self.predict_proba(x)
+        return np.zeros((len(probabilities), 0), np.float32), probabilities
+
     def predict_labels(self, x, batch_size: int = 2000) -> np.ndarray:
         """Return the most probable digit for each image, in batches so a whole test set fits in memory."""
         return np.concatenate(

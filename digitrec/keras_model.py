@@ -33,6 +33,12 @@ class KerasModel(Model):
             reduce_retracing=True,
         )
 
+        features = self.feature_network()
+        self._features = tf.function(
+            lambda x: features(x, training=False),
+            input_signature=[tf.TensorSpec(shape=(None, 28, 28), dtype=tf.float32)],
+            reduce_retracing=True,
+        )
         self._gradient = tf.function(
             self._log_probability_gradient,
             input_signature=[
@@ -41,6 +47,23 @@ class KerasModel(Model):
             ],
             reduce_retracing=True,
         )
+
+    def feature_network(self) -> keras.Model:
+        """Return a network sharing the layers whose outputs are (features, probabilities).
+
+        The features are the inputs of every softmax output layer (one per CNN member), side
+        by side: what the network knows about the drawing just before it picks a digit.
+        """
+        heads = [layer for layer in self.network.layers
+                 if isinstance(layer, keras.layers.Dense) and layer.get_config().get("activation") == "softmax"]
+        features = [head.input for head in heads]
+        joined = features[0] if len(features) == 1 else keras.layers.Concatenate()(features)
+        return keras.Model(self.network.input, [joined, self.network.output])
+
+    def features_and_proba(self, x):
+        x = check_batch(x)
+        features, probabilities = self._features(tf.convert_to_tensor(x))
+        return np.asarray(features, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
 
     def _log_probability_gradient(self, x, classes):
         with tf.GradientTape() as tape:

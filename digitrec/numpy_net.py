@@ -69,6 +69,12 @@ class NumpyNet(Model):
         x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
         return softmax(self.feedforward(x)).astype(np.float32)
 
+    def features_and_proba(self, x):
+        """Return the last hidden layer's activations and the softmax, from one ``forward`` pass."""
+        x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
+        _, activations, _ = self.forward(x)
+        return activations[-2].astype(np.float32), activations[-1].astype(np.float32)
+
     def input_gradient(self, x, classes):
         """Backpropagate d log p(class) / dz = onehot − p down to the input pixels, by hand."""
         x = check_batch(x)

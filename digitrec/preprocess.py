@@ -55,15 +55,24 @@ def preprocess(image, method: str = "mnist") -> np.ndarray:
     """
     if method not in METHODS:
         raise ValueError(f"Unknown preprocessing method {method!r}; valid: {', '.join(METHODS)}.")
+    if method == "mnist":
+        return preprocess_with_view(image)[0]
     ink = to_ink(image)
     if method == "legacy":
         return legacy_preprocess(ink)
-    crop = crop_to_ink(ink)
-    if method == "mnist":
-        digit = normalise_stroke(crop)
-    else:
-        digit = fit_box(crop, BOX)
-    return centre_by_mass(digit)
+    return centre_by_mass(fit_box(crop_to_ink(ink), BOX))
+
+
+def preprocess_with_view(image) -> tuple[np.ndarray, np.ndarray]:
+    """Return the "mnist" pipeline's 28×28 image and the WORK_SIDE view of the whole drawing it was made from.
+
+    The view (the ink's bounding box scaled so its longer side is WORK_SIDE px, before the
+    stroke width is touched) lets a reader look at the drawing's layout — one digit or several
+    side by side — without reading the image a second time.
+    """
+    crop = crop_to_ink(to_ink(image))
+    view = fit_box(crop, WORK_SIDE)
+    return centre_by_mass(normalise_stroke(crop, view)), view
 
 
 def to_uint8(x: np.ndarray) -> np.ndarray:
@@ -316,15 +325,16 @@ def stroke_width(binary: np.ndarray) -> float:
     return 2.0 * area / max(edges / 2.0, 1.0)
 
 
-def normalise_stroke(crop: np.ndarray) -> np.ndarray:
+def normalise_stroke(crop: np.ndarray, work: np.ndarray | None = None) -> np.ndarray:
     """Bring the stroke width to MNIST's before the final 20 px scaling.
 
     People draw a small digit with a fat brush, or a large one with a hairline; MNIST's
     strokes are about 2 px wide in the 20 px box. The crop is first scaled to a
     WORK_SIDE box, its stroke width measured, then thinned (min filter) or thickened
-    (max filter) to TARGET_STROKE before it is brought down to 20 px.
+    (max filter) to TARGET_STROKE before it is brought down to 20 px. ``work`` is that
+    WORK_SIDE image when the caller has it already.
     """
-    work = fit_box(crop, WORK_SIDE)
+    work = fit_box(crop, WORK_SIDE) if work is None else work
     width = stroke_width(work >= 0.5)
     steps = int(round((TARGET_STROKE - width) / 2.0))  # a 3×3 filter changes the width by ~2 px
     steps = max(-4, min(4, steps))

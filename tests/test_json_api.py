@@ -48,7 +48,8 @@ def test_held_out_drawings_read_as_the_pipeline_reads_them(client, one_per_label
     for digit, canvas in one_per_label.items():
         expected, processed = digitrec.predict(canvas, model)
         answer = client.predict(data_url(png_bytes(Image.fromarray(canvas))), model, api_name="/read_digit")
-        assert set(answer) == {"digit", "confidence", "probabilities", "model", "image"}
+        assert set(answer) == {"digit", "confidence", "probabilities", "model", "image", "verdict", "headline", "candidates"}
+        assert answer["verdict"] in ("digit", "unsure", "not_a_digit", "several") and answer["digit"] in answer["candidates"]
         assert answer["model"] == model
         assert len(answer["probabilities"]) == 10
         assert max(abs(answer["probabilities"][d] - expected[str(d)]) for d in range(10)) < 1e-6

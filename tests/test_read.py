@@ -1,0 +1,256 @@
+"""``digitrec.read``: every verdict for every model, the verdict file, the detector's maths, and the API.
+
+Drawings are held-out pen trajectories (pendigits writers 25–30), shapes of kinds the
+detectors were never fitted on, and two held-out digits side by side — rendered on the
+800×800 canvas as the app receives them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import digitrec
+from digitrec.read import Verdicts, count_parts, verdict_path
+from training.nondigits import TEST_SHAPES, shape
+from training.strokes import Condition, render
+from training.verdict_sets import spaced_pair
+read_module = importlib.import_module("digitrec.read")  # the module: ``digitrec.read`` is the function
+from training.verdicts import (  # noqa: E402
+    cost_and_gradient,
+    fit_detector,
+    fit_network,
+    network_cost_and_gradients,
+    network_probability,
+)
+
+
+@pytest.fixture(scope="module")
+def canvases(held_out):
+    """Return {"digits": [(canvas, label)], "shapes": [canvas], "pairs": [canvas], "two_strokes": [canvas]}."""
+    digits, labels = held_out
+    rng = np.random.default_rng(0)
+    out = {"digits": [(render(d, Condition()), int(y)) for d, y in list(zip(digits, labels))[:60]]}
+    out["shapes"] = [render(shape(TEST_SHAPES[i % len(TEST_SHAPES)], rng), Condition()) for i in range(12)]
+    pairs = []
+    for i in range(6):
+        strokes, condition = spaced_pair(digits[2 * i], digits[2 * i + 1], 0.3, Condition())
+        pairs.append(render(strokes, condition))
+    out["pairs"] = pairs
+    out["two_strokes"] = [render(d, Condition()) for d, y in zip(digits, labels) if y in (4, 5, 7) and len(d) >= 2][:10]
+    return out
+
+
+def readings(canvas_list, model):
+    return [digitrec.read(canvas, model) for canvas in canvas_list]
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_read_keeps_predicts_answer_and_image(canvases, model):
+    canvas, _ = canvases["digits"][0]
+    reading = digitrec.read(canvas, model)
+    probs, processed = digitrec.predict(canvas, model)
+    assert reading.verdict in read_module.VERDICTS
+    assert np.array_equal(reading.processed, processed)
+    assert reading.probs.keys() == probs.keys()
+    assert max(abs(reading.probs[k] - probs[k]) for k in probs) < 1e-5
+    assert reading.digit == int(max(probs, key=probs.get))
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_clear_held_out_digits_are_digits(canvases, model):
+    """Most held-out drawings are answered "digit", and then with the digit the model reads, as the only candidate."""
+    found = [r for r, (_, y) in zip(readings([c for c, _ in canvases["digits"]], model), canvases["digits"])
+             if r.verdict == "digit" and r.digit == y]
+    assert len(found) > len(canvases["digits"]) / 2
+    assert all(r.candidates == [r.digit] and r.headline() == str(r.digit) for r in found)
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_unsure_names_the_digits_it_hesitates_between(canvases, model):
+    """Among held-out drawings some are unsure; each names two or three candidates, the most likely first."""
+    unsure = [r for r in readings([c for c, _ in canvases["digits"]], model) if r.verdict == "unsure"]
+    if not unsure:  # not every 60 drawings hold a doubtful one: make the model doubt by a stricter threshold
+        verdicts = read_module.verdicts_for(model)
+        original = verdicts.unsure_threshold
+        verdicts.unsure_threshold = 0.999999
+        try:
+            unsure = [r for r in readings([c for c, _ in canvases["digits"][:10]], model) if r.verdict == "unsure"]
+        finally:
+            verdicts.unsure_threshold = original
+    assert unsure
+    for reading in unsure:
+        assert 2 <= len(reading.candidates) <= 3 and reading.candidates[0] == reading.digit
+        assert reading.headline() == "Not sure — " + " or ".join(map(str, reading.candidates)) + "?"
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_shapes_never_trained_on_are_not_digits(canvases, model):
+    """Some of a dozen shapes of kinds never fitted on are answered "not a digit" (bench.verdicts measures how many)."""
+    rejected = [r for r in readings(canvases["shapes"], model) if r.verdict == "not_a_digit"]
+    assert rejected
+    assert all(r.headline() == "That doesn't look like a digit" and r.candidates == [r.digit] for r in rejected)
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_two_digits_side_by_side_are_several(canvases, model):
+    said = [r.verdict for r in readings(canvases["pairs"], model)]
+    assert said == ["several"] * len(said)
+    assert digitrec.read(canvases["pairs"][0], model).headline() == "Looks like several digits"
+
+
+def test_a_digit_drawn_in_two_strokes_is_one_part(canvases):
+    """A 4, 5 or 7 whose bar is a second stroke stays one digit: its strokes overlap horizontally."""
+    assert canvases["two_strokes"]
+    for canvas in canvases["two_strokes"]:
+        _, view = read_module.preprocess_with_view(canvas)
+        assert count_parts(view) == 1
+
+
+def test_count_parts_reads_a_padded_view_as_the_view():
+    view = np.zeros((30, 80), np.float32)
+    view[2:28, 5:15] = 1.0  # a digit-sized bar
+    view[2:28, 40:60] = 1.0  # another, well apart
+    view[26:28, 70:72] = 1.0  # a dot: not a digit
+    padded = np.zeros((80, 80), np.float32)
+    padded[:30] = view
+    assert count_parts(view) == count_parts(padded) == 2
+
+
+# ---------------------------------------------------------------- the verdict file
+
+
+def small_verdicts(sha="abc"):
+    rng = np.random.default_rng(0)
+    layers = [(rng.normal(size=(3, 4)), rng.normal(size=3)), (rng.normal(size=(1, 3)), np.array([0.25]))]
+    return Verdicts("numpy", sha, 1.5, 0.7, 0.6, rng.normal(size=4), rng.uniform(1, 2, 4), layers, {"fitted_on": "test"})
+
+
+def test_verdict_file_round_trip(tmp_path):
+    verdicts = small_verdicts()
+    path = verdicts.save(verdict_path(tmp_path, "numpy"))
+    loaded = Verdicts.load(path)
+    features = np.random.default_rng(1).normal(size=(5, 4))
+    assert np.allclose(loaded.non_digit_probability(features), verdicts.non_digit_probability(features), atol=1e-5)
+    assert (loaded.temperature, loaded.reject_threshold, loaded.unsure_threshold) == (1.5, 0.7, 0.6)
+    assert loaded.description == {"fitted_on": "test"}
+
+
+def test_verdict_file_with_changed_params_is_refused(tmp_path):
+    path = small_verdicts().save(tmp_path / "numpy.verdict.json")
+    verdicts = small_verdicts()
+    verdicts.layers[-1] = (verdicts.layers[-1][0], np.array([9.25]))
+    verdicts.save(tmp_path / "other.verdict.json")
+    (tmp_path / "other.verdict.npz").replace(tmp_path / "numpy.verdict.npz")  # the arrays swapped under the file
+    with pytest.raises(ValueError, match="checksum"):
+        Verdicts.load(path)
+
+
+def test_verdict_file_for_other_weights_is_not_used(tmp_path, monkeypatch, caplog):
+    small_verdicts(sha="0" * 64).save(verdict_path(tmp_path, "numpy"))
+    monkeypatch.setattr(read_module, "bundled_dir", lambda: tmp_path)
+    monkeypatch.setattr(read_module, "_verdicts", {})
+    model = digitrec.get_model("numpy")
+    with caplog.at_level(logging.WARNING, logger="digitrec"):
+        assert read_module.verdicts_for("numpy", model) is None
+    assert "fitted on weights 000000000000" in caplog.text
+    canvas = np.full((100, 100), 255, np.uint8)
+    canvas[20:80, 45:55] = 0
+    assert digitrec.read(canvas, "numpy").verdict in ("digit", "several")  # no detector: never a guess at the rest
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_shipped_verdict_files_fit_the_shipped_weights(model):
+    verdicts = read_module.verdicts_for(model)
+    assert verdicts is not None
+    assert verdicts.weights_sha256 == digitrec.get_model(model).manifest["sha256"]
+    assert verdicts.temperature > 0 and 0 < verdicts.reject_threshold < 1 and 0 < verdicts.unsure_threshold < 1
+
+
+# ---------------------------------------------------------------- the detector's maths
+
+
+def test_detector_gradient_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.normal(size=(20, 5)), (rng.random(20) < 0.4).astype(float)
+    weights = rng.uniform(0.5, 1.5, 20)
+    w, b = rng.normal(size=5), 0.3
+    _, nabla_w, nabla_b = cost_and_gradient(w, b, inputs, targets, weights)
+    eps = 1e-6
+    for i in range(5):
+        step = np.zeros(5)
+        step[i] = eps
+        numeric = (cost_and_gradient(w + step, b, inputs, targets, weights)[0]
+                   - cost_and_gradient(w - step, b, inputs, targets, weights)[0]) / (2 * eps)
+        assert abs(numeric - nabla_w[i]) < 1e-6
+    numeric = (cost_and_gradient(w, b + eps, inputs, targets, weights)[0]
+               - cost_and_gradient(w, b - eps, inputs, targets, weights)[0]) / (2 * eps)
+    assert abs(numeric - nabla_b) < 1e-6
+
+
+def test_network_gradient_matches_finite_differences():
+    """The detector network's backprop, weight by weight against central differences of its cost."""
+    rng = np.random.default_rng(0)
+    inputs, targets = rng.normal(size=(15, 4)), (rng.random(15) < 0.5).astype(float)
+    weights = rng.uniform(0.5, 1.5, 15)
+    layers = [(rng.normal(size=(3, 4)), rng.normal(size=3)), (rng.normal(size=(1, 3)), rng.normal(size=1))]
+    _, nabla_w, nabla_b = network_cost_and_gradients(layers, inputs, targets, weights)
+    eps = 1e-6
+    for layer, (w, b) in enumerate(layers):
+        for array, nabla in ((w, nabla_w[layer]), (b, nabla_b[layer])):
+            for index in np.ndindex(array.shape):
+                kept = array[index]
+                array[index] = kept + eps
+                up = network_cost_and_gradients(layers, inputs, targets, weights)[0]
+                array[index] = kept - eps
+                down = network_cost_and_gradients(layers, inputs, targets, weights)[0]
+                array[index] = kept
+                assert abs((up - down) / (2 * eps) - nabla[index]) < 1e-6
+
+
+def test_detectors_separate_two_clouds():
+    rng = np.random.default_rng(0)
+    digits, others = rng.normal(0, 1, (200, 3)), rng.normal(3, 1, (100, 3))
+    mean, scale, layers = fit_detector(digits, others, steps=200)
+    verdicts = Verdicts("numpy", "", 1.0, 0.5, 0.0, mean, scale, layers)
+    assert verdicts.non_digit_probability(digits).mean() < verdicts.non_digit_probability(others).mean()
+    inputs = (np.concatenate([digits, others]) - mean) / scale
+    targets = np.r_[np.zeros(200), np.ones(100)]
+    layers = fit_network(inputs, targets, np.where(targets == 1, 0.005, 0.0025), hidden=8, epochs=20, batch_size=32)
+    scores = network_probability(layers, inputs)
+    assert scores[:200].mean() < scores[200:].mean()
+    network = Verdicts("numpy", "", 1.0, 0.5, 0.0, mean, scale, layers)
+    assert np.allclose(network.non_digit_probability(np.concatenate([digits, others])), scores)
+
+
+# ---------------------------------------------------------------- through the API
+
+
+@pytest.fixture(scope="module")
+def client(app_url):
+    from gradio_client import Client
+
+    return Client(app_url, verbose=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_predict_endpoint_heads_the_label_with_the_verdict(client, canvases, tmp_path, model):
+    """/predict's label is the reading's headline; its confidences stay the ten digits."""
+    from gradio_client import handle_file
+
+    cases = {"digit": canvases["digits"][0][0], "shape": canvases["shapes"][0], "pair": canvases["pairs"][0]}
+    for name, canvas in cases.items():
+        path = tmp_path / f"{name}.png"
+        Image.fromarray(canvas).save(path)
+        expected = digitrec.read(canvas, model)
+        sketch = {"background": handle_file(str(path)), "layers": [], "composite": handle_file(str(path))}
+        result, _ = client.predict(sketch, model, api_name="/predict")
+        assert result["label"] == expected.headline()
+        confidences = {c["label"]: c["confidence"] for c in result["confidences"]}
+        assert sorted(confidences) == [str(d) for d in range(10)]
+        assert abs(sum(confidences.values()) - 1) < 1e-4
