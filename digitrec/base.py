@@ -138,7 +138,12 @@ class Model:
             raise ChecksumError(
                 f"{weights_path.name}: checksum {actual[:12]}… does not match the manifest's {manifest['sha256'][:12]}…"
             )
-        model = cls(**manifest["config"]) if seed is None else cls.fresh(seed, **manifest["config"])
+        config = dict(manifest["config"])
+        if seed is None:
+            model = cls(**config)
+        else:  # the seed given wins over one in the config (the numpy network keeps its own)
+            config.pop("seed", None)
+            model = cls.fresh(seed, **config)
         model._load_weights(weights_path)
         model.manifest = manifest
         return model

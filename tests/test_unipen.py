@@ -67,13 +67,14 @@ def test_unipen_digits_render_as_canvas_drawings(unipen):
     assert image.shape == (28, 28) and 0.03 < image.mean() < 0.5
 
 
+@pytest.mark.slow
 def test_training_can_start_from_saved_weights_and_keeps_every_epoch(tmp_path):
     """--init loads the saved network (a vanishing learning rate leaves it as it was); --checkpoints saves epochs."""
     import subprocess
     import sys
     from pathlib import Path
 
-    from digitrec.base import read_manifest
+    from digitrec.manifest import read as read_manifest
     from digitrec.numpy_net import NumpyNet
 
     root = Path(__file__).resolve().parent.parent
