@@ -15,8 +15,6 @@ The MNIST column is the plain 10,000-digit test set through ``predict_proba``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
@@ -29,84 +27,9 @@ sys.path.insert(0, str(ROOT))
 import digitrec  # noqa: E402
 from digitrec.preprocess import METHODS  # noqa: E402
 from training.data import load_mnist  # noqa: E402
-from training.strokes import BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, load_pendigits, render  # noqa: E402
-from training.unipen import TEST_INSTITUTIONS, load_unipen, split_indices  # noqa: E402
-
-
-def held_out_digits(path=None, limit=None, writers=HELD_OUT_WRITERS):
-    """Return the digits and labels of ``writers`` (the held-out ones), the first ``limit`` per writer if given."""
-    digits, labels, owners = load_pendigits(path)
-    chosen = []
-    for writer in writers:
-        index = np.flatnonzero(owners == writer)
-        chosen.extend(index[:limit] if limit else index)
-    return [digits[i] for i in chosen], labels[chosen]
-
-
-def drawn_arrays(limit=None, path=None, writers=HELD_OUT_WRITERS):
-    """Return {condition: (x float32 (N, 28, 28), y int64)}: the held-out drawings, preprocessed once.
-
-    ``writers`` other than the held-out ones serve ``training/validate.py``, which reads
-    training writers left out of its runs the same way.
-
-    The same renders and preprocessing ``drawn_accuracy`` sends through ``digitrec.predict``,
-    as arrays, so a model's ``predict_proba`` gives the same accuracy without re-rendering
-    for every model or every evaluation (fine-tuning measures before and after). Cached in
-    training/.cache under a hash of the rendering and preprocessing code.
-    """
-    who = "heldout" if tuple(writers) == HELD_OUT_WRITERS else "writers" + "-".join(map(str, writers))
-    return condition_arrays(f"drawn_{who}_limit{limit or 'all'}", lambda: held_out_digits(path, limit, writers),
-                            cache=path is None)
-
-
-def unipen_digits(part="test", path=None):
-    """Return the digits and labels of one part of the UNIPEN institution split (training/unipen.py)."""
-    digits, labels, institutions = load_unipen(path)
-    chosen = split_indices(institutions, part)
-    return [digits[i] for i in chosen], labels[chosen]
-
-
-def unipen_arrays(part="test", path=None):
-    """Return {condition: (x, y)}: one UNIPEN part's digits rendered under every condition, preprocessed once.
-
-    Read with ``predict_proba`` in batches, as ``drawn_arrays``: the same pixels
-    ``digitrec.predict`` would be given, without 14,000 single-image calls per model.
-    """
-    from training import unipen
-
-    return condition_arrays(f"unipen_{part}", lambda: unipen_digits(part, path), cache=path is None, also=(unipen,))
-
-
-def condition_arrays(name, load, cache=True, also=()):
-    """Render ``load()``'s digits under every benchmark condition and preprocess them; cache the arrays.
-
-    The cache key hashes the rendering and preprocessing code (and the modules ``also``, which
-    load the digits), so changing any of them re-renders.
-    """
-    import hashlib
-
-    from digitrec import preprocess as preprocess_module
-    from training import strokes
-    from training.data import CACHE
-
-    code = b"".join(Path(m.__file__).read_bytes() for m in (preprocess_module, strokes, *also))
-    key = hashlib.sha256(code + repr(sorted(BENCHMARK_CONDITIONS.items())).encode()).hexdigest()[:12]
-    file = CACHE / f"{name}_{key}.npz"
-    if cache and file.exists():
-        with np.load(file) as data:
-            return {name: (data[f"x{i}"], data["y"]) for i, name in enumerate(BENCHMARK_CONDITIONS)}
-    digits, labels = load()
-    arrays = {
-        name: np.stack([preprocess_module.preprocess(render(strokes_, condition)) for strokes_ in digits])
-        for name, condition in BENCHMARK_CONDITIONS.items()
-    }
-    if cache:
-        CACHE.mkdir(exist_ok=True)
-        partial = file.with_suffix(f".{os.getpid()}.tmp")  # renamed into place: readers never see half a file
-        with open(partial, "wb") as out:
-            np.savez_compressed(out, y=labels, **{f"x{i}": x for i, x in enumerate(arrays.values())})
-        os.replace(partial, file)
-    return {name: (x, labels) for name, x in arrays.items()}
+from training.heldout import held_out_digits, unipen_arrays  # noqa: E402
+from training.strokes import BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, render  # noqa: E402
+from training.unipen import TEST_INSTITUTIONS  # noqa: E402
 
 
 def arrays_accuracy(model_ids, arrays):
@@ -156,39 +79,32 @@ def format_table(model_ids, table, mnist, label="drawn"):
     return "\n".join(lines), means, worst
 
 
-def record(model_ids, table, means, worst, mnist, count, unipen=None):
+def record(model_ids, table, mnist, count, unipen=None):
     """Write the measured figures into each bundled manifest's ``metrics``.
 
-    ``unipen``, if given, is (table, means, worst, count) on the UNIPEN test institutions.
+    ``unipen``, if given, is (table, count) on the UNIPEN test institutions.
     """
+    from digitrec import manifest as manifests
     from digitrec.weights import bundled_dir
 
     for model_id in model_ids:
-        path = bundled_dir() / f"{model_id}.json"
-        with open(path) as file:
-            manifest = json.load(file)
-        metrics = manifest.setdefault("metrics", {})
+        metrics = manifests.heldout_metrics(
+            "drawn_heldout", {name: row[model_id] for name, row in table.items()}, count,
+            writers=HELD_OUT_WRITERS,
+        )
         if mnist:
             metrics["mnist_test_accuracy"] = mnist[model_id]
-        metrics["drawn_heldout_mean"] = means[model_id]
-        metrics["drawn_heldout_worst"] = worst[model_id]
-        metrics["drawn_heldout_by_condition"] = {name: row[model_id] for name, row in table.items()}
-        metrics["drawn_heldout_writers"] = list(HELD_OUT_WRITERS)
-        metrics["drawn_heldout_digits"] = int(count)
         if unipen:
-            u_table, u_means, u_worst, u_count = unipen
-            metrics["unipen_heldout_mean"] = u_means[model_id]
-            metrics["unipen_heldout_worst"] = u_worst[model_id]
-            metrics["unipen_heldout_by_condition"] = {name: row[model_id] for name, row in u_table.items()}
-            metrics["unipen_heldout_institutions"] = list(TEST_INSTITUTIONS)
-            metrics["unipen_heldout_digits"] = int(u_count)
+            u_table, u_count = unipen
+            metrics.update(manifests.heldout_metrics(
+                "unipen_heldout", {name: row[model_id] for name, row in u_table.items()}, u_count,
+                institutions=TEST_INSTITUTIONS,
+            ))
         metrics["measured_by"] = "python -m bench.accuracy --record"
-        with open(path, "w") as file:
-            json.dump(manifest, file, indent=2)
-            file.write("\n")
+        manifests.update_metrics(manifests.path_for(bundled_dir(), model_id), metrics)
 
 
-def save_errors(errors, folder: Path, model_ids, labels_count):
+def save_errors(errors, folder: Path, model_ids):
     """Save a confusion matrix of the held-out errors and the ten most confident mistakes as an image."""
     from PIL import Image
 
@@ -279,7 +195,7 @@ def main(argv=None):
     table, errors = drawn_accuracy(args.models, digits, labels, args.method, keep_errors=bool(args.errors))
     _, _, x_test, y_test = load_mnist(args.mnist)
     mnist = {m: mnist_accuracy(m, x_test, y_test) for m in args.models}
-    text, means, worst = format_table(args.models, table, mnist)
+    text, _, _ = format_table(args.models, table, mnist)
     print(
         f"Held-out writers {', '.join(map(str, HELD_OUT_WRITERS))}: {len(labels)} drawn digits × "
         f"{len(BENCHMARK_CONDITIONS)} conditions, preprocessing {args.method!r}, through digitrec.predict\n"
@@ -290,13 +206,13 @@ def main(argv=None):
         arrays = unipen_arrays("test", args.unipen)
         count = len(next(iter(arrays.values()))[1])
         u_table = arrays_accuracy(args.models, arrays)
-        u_text, u_means, u_worst = format_table(args.models, u_table, None, label="UNIPEN")
+        u_text, _, _ = format_table(args.models, u_table, None, label="UNIPEN")
         print(
             f"\nUNIPEN test institutions {', '.join(TEST_INSTITUTIONS)} (training/unipen.py): {count} drawn digits × "
             f"{len(BENCHMARK_CONDITIONS)} conditions, the same renders and preprocessing read in batches\n"
         )
         print(u_text)
-        unipen = (u_table, u_means, u_worst, count)
+        unipen = (u_table, count)
         if args.suspects:
             suspects = suspect_labels(args.models, arrays)
             save_suspects(suspects, arrays, args.suspects)
@@ -307,9 +223,9 @@ def main(argv=None):
             print(format_table(args.models, without(arrays, args.models, suspects), None, label="UNIPEN")[0])
     print(f"\n({time.time() - started:.0f} s)")
     if args.errors:
-        save_errors(errors, args.errors, args.models, len(labels))
+        save_errors(errors, args.errors, args.models)
     if args.record:
-        record(args.models, table, means, worst, mnist, len(labels), unipen)
+        record(args.models, table, mnist, len(labels), unipen)
         print("recorded in weights/<id>.json")
 
 

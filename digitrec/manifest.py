@@ -58,6 +58,23 @@ def update_metrics(path, metrics: dict) -> Path:
     return write(path, manifest)
 
 
+def heldout_metrics(prefix: str, by_condition: dict, count: int, **who) -> dict:
+    """Return one held-out set's figures under the names every manifest uses.
+
+    ``prefix`` names the set ("drawn_heldout": pendigits writers 25–30; "unipen_heldout":
+    the UNIPEN test institutions); ``by_condition`` maps each canvas condition to the
+    accuracy there; ``who`` says whose digits they are (``writers=[…]`` or ``institutions=[…]``).
+    """
+    values = [float(value) for value in by_condition.values()]
+    return {
+        f"{prefix}_mean": sum(values) / len(values),
+        f"{prefix}_worst": min(values),
+        f"{prefix}_by_condition": {name: float(value) for name, value in by_condition.items()},
+        f"{prefix}_digits": int(count),
+        **{f"{prefix}_{name}": list(value) for name, value in who.items()},
+    }
+
+
 def describe(manifest: dict, model_id: str, fallback_name: str = "") -> dict:
     """Return what people are shown about a model: name, architecture, parameters, training, metrics."""
     return {

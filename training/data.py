@@ -15,10 +15,27 @@ import numpy as np
 
 from digitrec.preprocess import preprocess
 
+from . import unipen
 from .strokes import HELD_OUT_WRITERS, data_path, distort_strokes, load_pendigits, random_condition, render
 from .unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, load_unipen, split_indices
 
 CACHE = Path(__file__).resolve().parent / ".cache"
+
+
+def code_key(*modules) -> str:
+    """Return a short hash of the rendering and preprocessing code (and ``modules``), for render cache names.
+
+    A cached render is only valid for the code that made it: an edit to ``preprocess.py``
+    or the renderer changes this key, so stale renders are never read.
+    """
+    import hashlib
+
+    from digitrec import preprocess as preprocess_module
+
+    from . import strokes
+
+    code = b"".join(Path(m.__file__).read_bytes() for m in (preprocess_module, strokes, *modules))
+    return hashlib.sha256(code).hexdigest()[:12]
 
 
 def load_mnist(path=None):
@@ -69,7 +86,8 @@ def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=Non
     if limit:
         keep = keep[:limit]
     excluded = "" if tuple(exclude) == HELD_OUT_WRITERS else "_without" + "-".join(map(str, exclude))
-    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{'_distort' if distort else ''}{excluded}.npz"
+    distorted = "_distort" if distort else ""
+    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{distorted}{excluded}_{code_key()}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]
@@ -108,7 +126,8 @@ def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=No
     if limit:
         keep = keep[:limit]
     held = "-".join(TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS)
-    cache = CACHE / f"unipen_seed{seed}_copies{copies}_n{len(keep)}{'_distort' if distort else ''}_without-{held}.npz"
+    distorted = "_distort" if distort else ""
+    cache = CACHE / f"unipen_seed{seed}_copies{copies}_n{len(keep)}{distorted}_without-{held}_{code_key(unipen)}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]

@@ -27,6 +27,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from digitrec import manifest as manifests  # noqa: E402
 from digitrec.registry import MODEL_IDS, model_class  # noqa: E402
 from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist  # noqa: E402
@@ -81,7 +82,7 @@ def load_pool(mnist=None, pendigits=None, limit=None, seed=0):
 
 def load_evaluation(mnist=None, pendigits=None, limit=None):
     """Return what every model is measured on: {"mnist": (x, y), "drawn": {condition: (x, y)}}."""
-    from bench.accuracy import drawn_arrays
+    from training.heldout import drawn_arrays
 
     _, _, x_test, y_test = load_mnist(mnist)
     return {"mnist": (x_test, y_test), "drawn": drawn_arrays(limit, pendigits)}
@@ -261,11 +262,10 @@ def save(model, out, before, after, evaluation, source) -> Path:
     metrics = {
         "mnist_test_accuracy": after["mnist"],
         "mnist_test_images": int(len(evaluation["mnist"][1])),
-        "drawn_heldout_mean": after["drawn"],
-        "drawn_heldout_worst": after["drawn_worst"],
-        "drawn_heldout_by_condition": after["drawn_by_condition"],
-        "drawn_heldout_writers": list(HELD_OUT_WRITERS),
-        "drawn_heldout_digits": int(len(next(iter(evaluation["drawn"].values()))[1])),
+        **manifests.heldout_metrics(
+            "drawn_heldout", after["drawn_by_condition"], len(next(iter(evaluation["drawn"].values()))[1]),
+            writers=HELD_OUT_WRITERS,
+        ),
         "measured_by": "python -m training.finetune (bench.accuracy's held-out drawings)",
     }
     return model.save(out, training=training, metrics=metrics)

@@ -22,7 +22,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import drawn_arrays  # noqa: E402
+from training.heldout import drawn_arrays  # noqa: E402
 from training.augment import augment_batch  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
 from training.train import prepare_data  # noqa: E402

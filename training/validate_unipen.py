@@ -21,7 +21,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.accuracy import unipen_arrays  # noqa: E402
+from training.heldout import unipen_arrays  # noqa: E402
 from digitrec.base import read_manifest  # noqa: E402
 from digitrec.registry import model_class  # noqa: E402
 from training.data import load_mnist  # noqa: E402
