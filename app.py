@@ -86,6 +86,13 @@ def model_details(model: str):
             f"**Digits drawn by {writers} people it never saw:** {metrics['drawn_heldout_mean']:.2%} "
             f"on average over canvas conditions, {metrics['drawn_heldout_worst']:.2%} in the hardest"
         )
+    if metrics.get("unipen_heldout_mean") is not None:
+        places = len(metrics.get("unipen_heldout_institutions", []))
+        lines.append(
+            f"**Digits drawn at {places} other institutions it never saw (UNIPEN):** "
+            f"{metrics['unipen_heldout_mean']:.2%} on average over canvas conditions, "
+            f"{metrics['unipen_heldout_worst']:.2%} in the hardest"
+        )
     if training:
         lines.append(
             f"**Training:** {training.get('epochs')} epochs, batch {training.get('batch_size')}, "
@@ -93,6 +100,7 @@ def model_details(model: str):
             f"{training.get('training_images', 0):,} images (MNIST + rendered pen drawings), "
             f"augmentation: {training.get('augmentation')}"
             + ("; pen strokes distorted before rendering" if training.get("stroke_distortion") else "")
+            + ("; fine-tuned from the weights before (their own training is in the manifest)" if training.get("init") else "")
             + f"; seed {training.get('seed')}"
         )
     if metrics.get("measured_by"):

@@ -79,6 +79,7 @@ def test_model_details_show_both_accuracies_and_figures(client, model):
     metrics = digitrec.MODELS[model]["metrics"]
     assert f"{metrics['mnist_test_accuracy']:.2%}" in text
     assert f"{metrics['drawn_heldout_mean']:.2%}" in text
+    assert f"{metrics['unipen_heldout_mean']:.2%}" in text and "other institutions" in text
     distorted = bool(digitrec.MODELS[model]["training"].get("stroke_distortion"))
     assert ("pen strokes distorted" in text) == distorted
 
