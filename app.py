@@ -11,8 +11,8 @@ taken, so a click right after the pen lifts reads that drawing, never the one be
 
 Scripts call the stateless endpoints, each with the drawing: ``/predict`` (sketch, model)
 → (label, processed image) — the label's top ``label`` is the verdict's headline ("7", "Not
-sure — 4 or 9?", "That doesn't look like a digit", "Looks like several digits"; README,
-"Not a digit, not sure"), its ``confidences`` the ten digits' probabilities — ``/explain`` (sketch, model, show) → heat map, ``/compare``
+sure — 4 or 9?", "That doesn't look like a digit", "Looks like several digits"; docs/verdicts.md),
+its ``confidences`` the ten digits' probabilities — ``/explain`` (sketch, model, show) → heat map, ``/compare``
 (sketch) → every model's label and the processed image, ``/feedback`` (sketch, model,
 label) and ``/confirm`` (sketch, model) → confirmation, ``/model_details`` (model). There
 is no per-server "current model": the model id travels with every request. ``/read_digit``
@@ -48,7 +48,7 @@ log = logging.getLogger("digitrec.app")
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 SCALE = 10  # the 28×28 image is shown 280×280, each pixel a crisp block
-# Limits for a Space open to scripts (README, "Limits"). The processed images live in one
+# Limits for a Space open to scripts (docs/limits.md). The processed images live in one
 # folder under gradio's cache; it and gradio's cache lose files older than CACHE_SECONDS
 # (gradio's delete_cache, plus empty folders and processed images here), also at start.
 GRADIO_TEMP = Path(os.environ.get("GRADIO_TEMP_DIR") or Path(tempfile.gettempdir()) / "gradio")
@@ -450,7 +450,7 @@ def warm_up():
 
 
 warm_up()
-STORE = feedback.FeedbackStore(feedback.data_dir())  # visitors' corrections (README, "Corrections")
+STORE = feedback.FeedbackStore(feedback.data_dir())  # visitors' corrections (docs/corrections.md)
 feedback_sync.start_sync(STORE)
 
 # The page's script. It counts the visitor's edits (a stroke, Undo, Clear: any pointer

@@ -1,9 +1,9 @@
 """How well ``digitrec.read_number`` reads whole numbers drawn by people the models never saw.
 
-    python -m bench.numbers                     # held-out writers, every model, the README table
+    python -m bench.numbers                     # held-out writers, every model, the table in docs/numbers.md
     python -m bench.numbers --models cnn --per-length 20    # a quicker look
     python -m bench.numbers --writers training  # the training writers: where the segmentation's settings are chosen
-    python -m bench.numbers --write             # also put the table into README.md and docs/numbers.md
+    python -m bench.numbers --write             # also put the table into docs/numbers.md
 
 Numbers of 2 to 6 digits are composed from UCI pendigits pen trajectories, each number
 from ONE writer (held out: writers 25–30), drawn as pen strokes on the app's wide canvas
@@ -205,7 +205,7 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
 BEGIN, END = "<!-- bench.numbers: begin -->", "<!-- bench.numbers: end -->"
 
 
-def write_report(text: str, paths=(ROOT / "README.md", ROOT / "docs" / "numbers.md")) -> None:
+def write_report(text: str, paths=(ROOT / "docs" / "numbers.md",)) -> None:
     """Put the report between the BEGIN and END markers of each file, so no figure is typed by hand."""
     for path in paths:
         page = path.read_text()
@@ -221,7 +221,7 @@ def main(argv=None):
     parser.add_argument("--per-length", type=int, default=60, help="numbers per condition and length")
     parser.add_argument("--writers", choices=("held-out", "training"), default="held-out")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--write", action="store_true", help="put the table into README.md and docs/numbers.md")
+    parser.add_argument("--write", action="store_true", help="put the table into docs/numbers.md")
     args = parser.parse_args(argv)
     _, _, who = load_pendigits()
     if args.writers == "held-out":

@@ -1,4 +1,4 @@
-"""Measure ``digitrec.read``'s verdicts on held-out drawings: the README's table.
+"""Measure ``digitrec.read``'s verdicts on held-out drawings: the table in docs/verdicts.md.
 
     python -m bench.verdicts             # prints the tables (a few minutes on 2 cores; renders are cached)
     python -m bench.verdicts --figure    # … and writes docs/verdicts-tradeoff.png (validation curves)

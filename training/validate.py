@@ -7,7 +7,7 @@ is trained briefly (``--epochs``) on MNIST plus the other training writers' rend
 with the strokes as drawn and once through ``training/strokes.py: distort_strokes``, and
 each reads the left-out writers under every benchmark condition. The test writers
 (HELD_OUT_WRITERS) are excluded from both runs and never read, so the choice cannot be
-fitted to them. This is how the stroke distortion was chosen (README, *Train*).
+fitted to them. This is how the stroke distortion was chosen (docs/training.md).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@
   sample, letters of the training institutions, the training shape kinds and scribbles;
 - validation (temperature, thresholds, every choice): pendigits writers 21–24, UNIPEN's
   validation institution (gmd) — its digits and letters — and new shapes and scribbles;
-- test (the README table only): pendigits writers 25–30 and the UNIPEN test institutions
+- test (the held-out table only, docs/verdicts.md): pendigits writers 25–30 and the UNIPEN test institutions
   (apa, art, ibm), digits under every benchmark condition, their letters, held-out shape
   kinds, new scribbles, and pairs of held-out digits side by side.
 
