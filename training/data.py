@@ -98,18 +98,27 @@ def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=Non
 
 def _render_and_cache(jobs, y, cache, processes=None):
     """Render every (strokes, seed, distort) job through preprocess, save (x, y) in ``cache``; return them."""
+    x = np.stack(render_all(_render_one, jobs, processes))
+    save_cache(cache, x=x, y=y)
+    return x, y
+
+
+def render_all(render_one, jobs, processes=None) -> list:
+    """Return ``render_one(job)`` for every job, in a pool of processes when there are many (rendering is slow)."""
     processes = processes or min(2, os.cpu_count() or 1)
     if len(jobs) > 200 and processes > 1:
         with multiprocessing.get_context("fork").Pool(processes) as pool:
-            x = np.stack(pool.map(_render_one, jobs, chunksize=64))
-    else:
-        x = np.stack([_render_one(job) for job in jobs])
+            return pool.map(render_one, jobs, chunksize=64)
+    return [render_one(job) for job in jobs]
+
+
+def save_cache(cache: Path, **arrays) -> None:
+    """Write ``arrays`` to ``cache`` through a temporary file renamed into place: a killed run leaves no half file."""
     CACHE.mkdir(exist_ok=True)
-    partial = cache.with_suffix(f".{os.getpid()}.tmp")  # renamed into place: a killed run leaves no half file
+    partial = cache.with_suffix(f".{os.getpid()}.tmp")
     with open(partial, "wb") as file:
-        np.savez_compressed(file, x=x, y=y)
+        np.savez_compressed(file, **arrays)
     os.replace(partial, cache)
-    return x, y
 
 
 def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True):

@@ -14,16 +14,14 @@ only ever in the test set (``TEST_SHAPES``), so the test asks about shapes never
 
 from __future__ import annotations
 
-import multiprocessing
-import os
 
 import numpy as np
 
 from digitrec.preprocess import WORK_SIDE, preprocess_with_view, to_uint8
 
-from .data import CACHE
+from .data import CACHE, code_key, render_all, save_cache
 from .strokes import BENCHMARK_CONDITIONS, data_path, distort_strokes, random_condition, read_pen_file, render
-from .unipen import BOX, TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS
+from .unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, scaled
 
 NON_DIGIT_LETTERS = tuple("ACEFHKMNPRUVWXYacefhkmnpruvwx")
 DIGIT_LIKE = tuple("OoQDIliJjLTtSsZzBGgqbdy")
@@ -41,14 +39,7 @@ def load_letters(path=None):
         names = np.array([str(name) for name in data["writer_names"]])
         chars = np.array([str(c) for c in data["chars"]])
     institutions = np.array([name.split("/")[0] for name in names])[writers]
-    letters = []
-    for group in samples(points):
-        flat = np.concatenate(group)
-        low, high = flat.min(axis=0), flat.max(axis=0)
-        scale = BOX / max(float((high - low).max()), 1.0)
-        letters.append([np.stack([(s[:, 0] - low[0]) * scale, (high[1] - s[:, 1]) * scale], 1).astype(np.float32)
-                        for s in group])
-    return letters, chars, institutions
+    return [scaled(group) for group in samples(points)], chars, institutions
 
 
 def letter_indices(chars, institutions, part):
@@ -171,24 +162,16 @@ def render_set(name: str, drawings, seed: int, conditions="random", distort=True
     "random" draws each as training does; a list gives each drawing its own. Held-out digits are not distorted (``distort=False``).
     """
     kind = conditions if isinstance(conditions, str) else "given"
-    cache = CACHE / f"verdicts_{name}_n{len(drawings)}_seed{seed}_{kind}{'_distort' if distort else ''}.npz"
+    distorted = "_distort" if distort else ""
+    cache = CACHE / f"verdicts_{name}_n{len(drawings)}_seed{seed}_{kind}{distorted}_{code_key()}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["views"]
     fixed = list(BENCHMARK_CONDITIONS.values()) if conditions == "benchmark" else conditions
     jobs = [(d, (seed, i, 7), None if conditions == "random" else fixed[i % len(fixed)], distort)
             for i, d in enumerate(drawings)]
-    processes = processes or min(2, os.cpu_count() or 1)
-    if len(jobs) > 200 and processes > 1:
-        with multiprocessing.get_context("fork").Pool(processes) as pool:
-            rendered = pool.map(_render_job, jobs, chunksize=64)
-    else:
-        rendered = [_render_job(job) for job in jobs]
+    rendered = render_all(_render_job, jobs, processes)
     x = np.stack([r[0] for r in rendered]).astype(np.float32)
     views = np.stack([r[1] for r in rendered])
-    CACHE.mkdir(exist_ok=True)
-    partial = cache.with_suffix(f".{os.getpid()}.tmp")  # renamed into place: a killed run leaves no half file
-    with open(partial, "wb") as file:
-        np.savez_compressed(file, x=x, views=views)
-    os.replace(partial, cache)
+    save_cache(cache, x=x, views=views)
     return x, views

@@ -40,19 +40,20 @@ def load_unipen(path=None):
     if labels.max(initial=0) > 9:
         raise ValueError("unipen file holds non-digits (label > 9): give unipen_digits.npz, not the letters")
     institutions = np.array([name.split("/")[0] for name in names])[writers]
-    digits = []
-    for group in samples(points):
-        flat = np.concatenate(group)
-        low, high = flat.min(axis=0), flat.max(axis=0)
-        scale = BOX / max(float((high - low).max()), 1.0)
-        top = high[1]
-        digit = []
-        for stroke in group:
-            xy = (stroke - low) * scale
-            xy[:, 1] = (top - stroke[:, 1]) * scale  # the tablet's y points up; the canvas's points down
-            digit.append(xy.astype(np.float32))
-        digits.append(digit)
-    return digits, labels, institutions
+    return [scaled(group) for group in samples(points)], labels, institutions
+
+
+def scaled(group):
+    """Return one sample's strokes y down, scaled on their own so the longer side spans BOX (tablets differ)."""
+    flat = np.concatenate(group)
+    low, high = flat.min(axis=0), flat.max(axis=0)
+    scale = BOX / max(float((high - low).max()), 1.0)
+    strokes = []
+    for stroke in group:
+        xy = (stroke - low) * scale
+        xy[:, 1] = (high[1] - stroke[:, 1]) * scale  # the tablet's y points up; the canvas's points down
+        strokes.append(xy.astype(np.float32))
+    return strokes
 
 
 def split_indices(institutions, part):
