@@ -2,12 +2,14 @@
 
 Plain functions first, the ``gr.Blocks`` wiring last. Every event has an ``api_name``.
 
-The page reads a drawing once, when the pen lifts: a small script on the page presses a
-hidden button (``/take``) whose event exports the canvas, and the server keeps the 28×28
-image it read in the visitor's session. Predict, Compare, ✓ Yes and Save correction then
-read that session state, so a click costs a model call (milliseconds) instead of the
-canvas's export and upload; the script holds a click until the drawing on screen has been
-taken, so a click right after the pen lifts reads that drawing, never the one before.
+The page reads a drawing once, when the pen lifts: a small script on the page copies the
+drawing out of the canvas (one 400×400 PNG) and presses a hidden button whose event
+(``take_capture``) sends it, and the server keeps the 28×28 image it read in the visitor's
+session (where the page cannot copy the canvas, the hidden ``take`` has gradio export it).
+Predict, Compare, ✓ Yes and Save correction then read that session state in one unqueued
+request each, so a click costs a model call (milliseconds) instead of the canvas's export,
+upload and a queue round trip; the script holds a click until the drawing on screen has
+been taken, so a click right after the pen lifts reads that drawing, never the one before.
 
 Scripts call the stateless endpoints, each with the drawing: ``/predict`` (sketch, model)
 → (label, processed image) — the label's top ``label`` is the verdict's headline ("7", "Not
@@ -22,11 +24,13 @@ tool ``read_digit`` (``launch(mcp_server=True)``, at ``/gradio_api/mcp/``).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
 from typing import Literal
 
@@ -36,8 +40,9 @@ from PIL import Image
 
 import digitrec
 from digitrec import api, config, feedback, feedback_sync, guard
-from digitrec.canvas import SKETCHPAD, CheckedSketchpad
+from digitrec.canvas import SKETCHPAD, CheckedSketchpad, check_image_file
 from digitrec.explain import heatmap_image, saliency
+from digitrec.messages import cut
 from digitrec.preprocess import EmptyDrawingError, preprocess, preprocess_with_view, to_ink, to_uint8
 from digitrec.read import count_parts, read_processed
 from digitrec.weights import bundled_dir
@@ -60,6 +65,13 @@ MAX_REQUEST_BYTES = int(config.number("DIGITREC_MAX_REQUEST_MB") * 1e6)
 # compute); more would only queue inside the process. DIGITREC_CONCURRENCY=N python -m
 # bench.serve measures another setting.
 CONCURRENCY = int(config.number("DIGITREC_CONCURRENCY"))
+# The page copies the drawing out of the canvas at half size (400×400 for 800×800): every model
+# reads it as well as the full size (docs/browser.md), at a quarter of the pixels to read back.
+CAPTURE_SCALE = 0.5
+# The page's own events skip the queue (a click is one request, not a queue round trip); this
+# keeps them to CONCURRENCY computing at a time, the queue's limit, whoever sends them.
+PAGE_CALLS = threading.BoundedSemaphore(CONCURRENCY)
+NOTHING_DRAWN = "Draw a digit first."
 ModelId = Literal[tuple(digitrec.MODEL_IDS)]  # the API and MCP schemas list the valid ids
 
 
@@ -258,25 +270,63 @@ def confirm(sketch, model, request: gr.Request = None):
 # ---------------------------------------------------------------- the page: read once, show many
 
 
+def paced(function):
+    """Wrap a page event's function so at most CONCURRENCY of its calls compute at once, as queued events do."""
+
+    @functools.wraps(function)
+    def run(*args, **kwargs):
+        with PAGE_CALLS:
+            return function(*args, **kwargs)
+
+    return run
+
+
 def take(sketch, model, live, show_heat, edit, current):
-    """Read the drawing on the canvas into the session, as the pen lifts.
+    """Read the drawing on the canvas (gradio's export of it) into the session, as the pen lifts."""
+    return taken(lambda: to_ink(sketch), model, live, show_heat, edit, current)
+
+
+def take_capture(capture, model, live, show_heat, edit, current):
+    """Read the page's own copy of the canvas (a PNG data URL) into the session, as the pen lifts.
+
+    The page script copies the drawing out of the canvas at CAPTURE_SCALE as one small PNG
+    (~10 KB): one readback instead of gradio's export of three full-size PNGs and their
+    upload, which is what made a click wait. When the page cannot copy the canvas (another
+    gradio version), it presses ``take`` instead.
+    """
+
+    def read_capture():
+        image = api.decode_image(capture)
+        check_image_file(image)  # the upload route's limits: bytes, sides, pixels, before decoding
+        return to_ink(image)
+
+    return taken(read_capture, model, live, show_heat, edit, current)
+
+
+def taken(read_ink, model, live, show_heat, edit, current):
+    """Keep the drawing ``read_ink()`` reads in the session; in live mode, also return its answer.
 
     ``edit`` numbers the visitor's edits (strokes, Clear, Undo, examples) in the page; a
     take that finishes after a later one (a stroke's, overtaken by an example's) is
     dropped, so the session always holds the newest drawing. Returns the drawing state
-    ({"edit", "png", "x"}; "x" None for an empty canvas) and, in live mode, every answer
-    panel for it; otherwise the panels are left as they are.
+    ({"edit", "png", "x"}; "x" None for an empty canvas, with "problem" for one that could
+    not be read) and, in live mode, every answer panel for it; otherwise the panels are
+    left as they are.
     """
     edit = int(edit or 0)
     if current is not None and current["edit"] > edit:
         return gr.skip(), *[gr.skip()] * len(PANELS)
     try:
-        ink = to_ink(sketch)
+        ink = read_ink()
         x, view = preprocess_with_view(ink)
     except EmptyDrawingError:
-        return {"edit": edit, "png": None, "x": None}, *(cleared() if live else [gr.skip()] * len(PANELS))
+        drawing = {"edit": edit, "png": None, "x": None}
+        return drawing, *(cleared() if live else [gr.skip()] * len(PANELS))
     except ValueError as error:
-        raise guard.refuse(error) from None
+        # Kept, not raised: the next click must say this, never answer for the drawing before.
+        guard.refuse(error)  # logged in one line
+        drawing = {"edit": edit, "png": None, "x": None, "problem": cut(error)}
+        return drawing, *(show(drawing, model) if live else [gr.skip()] * len(PANELS))
     buffer = io.BytesIO()  # the drawing kept as a small grey PNG: it is what a correction stores
     Image.fromarray(to_uint8(1.0 - ink)).save(buffer, format="PNG")
     drawing = {"edit": edit, "png": buffer.getvalue(), "x": x, "parts": count_parts(view)}
@@ -298,11 +348,13 @@ def show(drawing, model, show_heat=True, compare_all=False):
     another; the comparisons are filled only when asked for and cleared otherwise.
     """
     if drawing is None or drawing["x"] is None:
-        raise guard.refuse("Draw a digit first.", "Nothing to read")
+        # The headline says it: the page's own events skip the queue, and gradio shows no
+        # message box for an error raised outside the queue.
+        return said(drawing.get("problem") if drawing else None)
     try:
         digitrec.registry.check_model_id(model)
     except ValueError as error:
-        raise guard.refuse(error) from None
+        return said(cut(error))
     x = drawing["x"]
     reading = read_processed(x, model, drawing.get("parts", 1))
     processed, probs = reading.processed, reading.probs
@@ -315,6 +367,11 @@ def show(drawing, model, show_heat=True, compare_all=False):
 
 def show_comparison(drawing, model, show_heat):
     return show(drawing, model, show_heat, compare_all=True)
+
+
+def said(problem=None):
+    """Return every answer panel empty but the headline, which says why there is no answer."""
+    return problem or NOTHING_DRAWN, *cleared()[1:]
 
 
 def cleared():
@@ -463,13 +520,49 @@ PAGE_JS = """() => {
   const take = () => {
     if (state.busy && performance.now() - state.since < 20000) return;
     state.busy = true; state.since = performance.now(); state.started = state.edits;
-    setTimeout(() => document.querySelector('#take')?.click(), 20);
+    setTimeout(() => {  // after the editor's own pointerup has put the stroke on the canvas
+      const start = performance.now();
+      state.png = state.capture();
+      state.copy_ms = performance.now() - start;  // read by bench.browser
+      document.querySelector(state.png ? '#take-capture' : '#take')?.click();
+    }, 20);
+  };
+  // Copy the drawing out of the editor's canvas as one small PNG (what gradio's export does
+  // three times at full size): the pixi application holding #sketch (collected by HEAD's
+  // script), its image container, read back at CAPTURE_SCALE. null if anything differs.
+  state.capture = () => {
+    try {
+      const sketch = document.querySelector('#sketch');
+      const app = (window.__digitrec_apps || []).find((candidate) => sketch && sketch.contains(candidate.canvas));
+      const image = app?.stage?.children.find((child) => child.sortableChildren && child.eventMode === 'static');
+      if (!image) return null;
+      const Rectangle = image.getLocalBounds().rectangle.constructor;
+      const frame = new Rectangle(0, 0, CANVAS_WIDTH, CANVAS_HEIGHT);
+      const {pixels, width, height} = app.renderer.extract.pixels({target: image, resolution: CAPTURE_SCALE, frame});
+      if (!width || !height || pixels.length !== width * height * 4) return null;
+      for (let i = 0; i < pixels.length; i += 4) {  // WebGL gives premultiplied alpha
+        const alpha = pixels[i + 3];
+        if (alpha !== 0 && alpha !== 255) {
+          pixels[i] *= 255 / alpha; pixels[i + 1] *= 255 / alpha; pixels[i + 2] *= 255 / alpha;
+        }
+      }
+      const copy = document.createElement('canvas');
+      copy.width = width; copy.height = height;
+      const context = copy.getContext('2d');
+      const data = context.createImageData(width, height);
+      data.data.set(pixels);
+      context.putImageData(data, 0, 0);
+      return copy.toDataURL('image/png');
+    } catch (error) {
+      return null;
+    }
   };
   state.examples = [];
   state.example = () => { state.edits += 1; state.examples.push(state.edits); return state.edits; };
   state.edited = () => { state.edits += 1; take(); };
   state.taken_done = () => {
     state.taken = Math.max(state.taken, state.started); state.busy = false;
+    state.take_ms = performance.now() - state.since;  // read by bench.browser
     if (state.taken < state.edits) take();
   };
   state.example_done = () => { state.taken = Math.max(state.taken, state.examples.shift() ?? 0); };
@@ -492,9 +585,12 @@ PAGE_JS = """() => {
     if ((event.ctrlKey || event.metaKey) && 'zy'.includes(event.key.toLowerCase())) state.edited();
   }, true);
   state.pick_brush();
-}"""
+}""".replace("CAPTURE_SCALE", str(CAPTURE_SCALE)).replace("CANVAS_WIDTH", str(SKETCHPAD["canvas_size"][0])).replace(
+    "CANVAS_HEIGHT", str(SKETCHPAD["canvas_size"][1])
+)
 # The take carries the number of the newest edit it includes; an example's take, its own.
 TAKE_JS = "(sketch, model, live, heat) => [sketch, model, live, heat, window.digitrec?.started ?? 0]"
+TAKE_CAPTURE_JS = "(capture, model, live, heat) => [window.digitrec?.png ?? null, model, live, heat, window.digitrec?.started ?? 0]"
 AFTER_TAKE = "() => window.digitrec?.taken_done()"
 EXAMPLE_JS = "(index, model, live, heat) => [index, model, live, heat, window.digitrec?.example() ?? 0]"
 AFTER_EXAMPLE = "() => window.digitrec?.example_done()"
@@ -525,7 +621,15 @@ CSS += """
 """
 # The page's side margins sit outside the part of the page that ``css`` (which gradio
 # scopes to the app's content) reaches, so the phone's narrower margins go in the head.
-HEAD = "<style>@media (max-width: 640px) { .gradio-container .main.app { padding-left: 6px; padding-right: 6px; } }</style>"
+# Gradio's image editor announces each pixi application it creates as window.__PIXI_APP__
+# (for pixi's devtools), one overwriting the other; this keeps them all, so the page's
+# script can find the one drawing in #sketch and copy its drawing (PAGE_JS, state.capture).
+PIXI_APPS = """<script>(() => {
+  const apps = window.__digitrec_apps = [];
+  let last;
+  Object.defineProperty(window, '__PIXI_APP__', {configurable: true, get: () => last, set: (app) => { last = app; apps.push(app); }});
+})();</script>"""
+HEAD = PIXI_APPS + "<style>@media (max-width: 640px) { .gradio-container .main.app { padding-left: 6px; padding-right: 6px; } }</style>"
 
 with gr.Blocks(title="digitrec — handwritten digits") as demo:
     drawing = gr.State(None)  # the drawing on the canvas as the server read it ({"png", "x"}), or None
@@ -545,6 +649,8 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
                 live = gr.Checkbox(label="Predict as I draw", value=False, elem_id="live")
                 show_heat = gr.Checkbox(label="Show what the model looked at", value=True, elem_id="show-heat")
             take_button = gr.Button("Take the drawing", visible="hidden", elem_id="take")
+            take_capture_button = gr.Button("Take the page's copy", visible="hidden", elem_id="take-capture")
+            capture = gr.Textbox(visible="hidden", elem_id="capture")  # see TAKE_CAPTURE_JS
             edit = gr.Number(0, precision=0, visible="hidden", elem_id="edit")  # see TAKE_JS
         with gr.Column(min_width=300):
             label = VerdictLabel(num_top_classes=10, label="What the model reads", elem_id="label")
@@ -641,8 +747,13 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
 
     # The page.
     take_button.click(
-        take, [sketch, model_radio, live, show_heat, edit, drawing], [drawing, *PANELS], api_name="take",
+        paced(take), [sketch, model_radio, live, show_heat, edit, drawing], [drawing, *PANELS], api_name="take",
         api_visibility="private", show_progress="hidden", trigger_mode="multiple", js=TAKE_JS, queue=False,
+    ).then(None, js=AFTER_TAKE)
+    take_capture_button.click(
+        paced(take_capture), [capture, model_radio, live, show_heat, edit, drawing], [drawing, *PANELS],
+        api_name="take_capture", api_visibility="private", show_progress="hidden", trigger_mode="multiple",
+        js=TAKE_CAPTURE_JS, queue=False,
     ).then(None, js=AFTER_TAKE)
     examples.click(
         load_example, [examples, model_radio, live, show_heat, edit, drawing], [sketch, drawing, *PANELS],
@@ -650,11 +761,12 @@ with gr.Blocks(title="digitrec — handwritten digits") as demo:
         js=EXAMPLE_JS,
     ).then(None, js=AFTER_EXAMPLE)
     predict_button.click(
-        show, [drawing, model_radio, show_heat], PANELS, api_name="show", api_visibility="private", js=WHEN_SETTLED
+        paced(show), [drawing, model_radio, show_heat], PANELS, api_name="show", api_visibility="private", js=WHEN_SETTLED,
+        queue=False,
     ).then(None, js=SHOW_ANSWER)
     compare_button.click(
-        show_comparison, [drawing, model_radio, show_heat], PANELS, api_name="show_comparison", api_visibility="private",
-        js=WHEN_SETTLED,
+        paced(show_comparison), [drawing, model_radio, show_heat], PANELS, api_name="show_comparison", api_visibility="private",
+        js=WHEN_SETTLED, queue=False,
     )
     confirm_button.click(confirm_shown, shown, thanks, api_name="confirm_shown", api_visibility="private")
     correct_button.click(

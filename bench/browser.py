@@ -62,8 +62,9 @@ const snapshot = () => {
   const label = document.querySelector('#label [data-testid="label-output-value"]');
   const source = (selector) => document.querySelector(selector)?.getAttribute('src') || null;
   const toast = document.querySelector('.toast-body');
+  const refused = label && label.textContent.includes('Draw a digit') ? label.textContent.trim() : null;
   return {label: label ? label.textContent.trim() : null, processed: source('#processed img'),
-          heat: source('#heatmap img'), error: toast ? toast.textContent.trim() : null};
+          heat: source('#heatmap img'), error: toast ? toast.textContent.trim() : refused};
 };
 let last = {};
 const observe = () => new MutationObserver(() => {
@@ -265,6 +266,8 @@ def one_try(page, strokes, delay_ms, is_app):
         heat = answer_after(page, click, heat_before, field="heat", timeout=10.0)
         result["click_heat"] = heat["t"] - click if heat else None
         result["waited"] = page.evaluate("window.digitrec?.last_wait ?? null")
+        result["copied"] = page.evaluate("window.digitrec?.copy_ms ?? null")
+        result["taken"] = page.evaluate("window.digitrec?.take_ms ?? null")
     page.wait_for_timeout(300)  # let the downloads finish before reading their timings
     result.update(steps_after(page, click))
     return result
@@ -408,11 +411,15 @@ def format_report(results, live, args):
         f"| waited for the drawing to be taken | {ms([r.get('waited') for r in every_app], 50):.0f} | — |",
         f"| canvas exported and uploaded | {ms([r['uploaded'] for r in every_app], 50):.0f} "
         f"| {ms([r['uploaded'] for r in every_floor], 50):.0f} |",
-        f"| answer received (queue, model) | {ms([r['answered'] for r in every_app], 50):.0f} "
+        f"| answer received (queue or request, model) | {ms([r['answered'] for r in every_app], 50):.0f} "
         f"| {ms([r['answered'] for r in every_floor], 50):.0f} |",
         f"| 28×28 image downloaded | {ms([r['downloaded'] for r in every_app], 50):.0f} "
         f"| {ms([r['downloaded'] for r in every_floor], 50):.0f} |",
         f"| label shown | {ms(a, 50):.0f} | {floor_p50:.0f} |",
+        "",
+        "At pen-up, before any click (app, p50): the drawing copied out of the canvas in "
+        f"{ms([r.get('copied') for r in every_app], 50):.0f} ms; copied, sent and read into the session in "
+        f"{ms([r.get('taken') for r in every_app], 50):.0f} ms.",
     ]
     return "\n".join(lines)
 

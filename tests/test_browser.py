@@ -275,10 +275,13 @@ def test_desktop_screenshot(open_page, pendigits):
 
 
 def test_empty_canvas_says_draw_first(open_page):
+    """Predict and Compare on an empty canvas say so where the answer goes, and show no reading."""
     page = open_page(viewport={"width": 1280, "height": 900})
-    page.locator("#predict").click()
-    expect(page.get_by_text("Draw a digit first")).to_be_visible()
-    expect(page.locator(LABEL_VALUE)).to_have_count(0)
+    for button in ("#predict", "#compare"):
+        page.locator(button).click()
+        expect(page.locator(LABEL_VALUE)).to_have_text("Draw a digit first.")
+        expect(page.locator("#label .confidence-set, #label [data-testid='label-output-confidences']")).to_have_count(0)
+        expect(page.locator(PROCESSED_IMG)).to_have_count(0)
 
 
 def test_phone_touch_draw_predict_and_screenshot(open_page, pendigits):
@@ -420,3 +423,41 @@ def test_phone_answer_is_on_screen_after_predict(open_page, pendigits):
     assert box is not None and 0 <= box["y"] and box["y"] + box["height"] <= height, (
         f"the answer is at y={box and box['y']:.0f}..{box and box['y'] + box['height']:.0f}, outside the {height}px screen"
     )
+
+
+def canvas_uploads(page):
+    """Return the requests that carried the canvas to the server (gradio's export: upload or blob routes)."""
+    return page.evaluate(
+        "performance.getEntriesByType('resource').map(e => e.name)"
+        ".filter(n => n.includes('/upload') || n.includes('component_server'))"
+    )
+
+
+def test_predict_reads_the_page_copy_without_uploading_the_canvas(open_page, pendigits):
+    """Draw two digits (Clear between), Predict the moment the pen lifts: both right, and the canvas is never exported.
+
+    The page copies the drawing out of the canvas itself (one small PNG) instead of
+    gradio's export of three full-size PNGs and their upload, which is what a click waited for.
+    """
+    page = open_page(viewport={"width": 1280, "height": 900})
+    select_brush(page)
+    page.evaluate("performance.clearResourceTimings()")
+    for n, (writer, digit) in enumerate(HURRIED_PICKS):
+        if n:
+            clear_canvas(page)
+        truth = draw(page, pendigits, writer, digit)
+        shown, _ = predict(page, heat_map=True)
+        assert shown == truth, f"writer {writer}'s {truth} read as {shown}"
+    assert canvas_uploads(page) == [], "the canvas was exported and uploaded"
+
+
+def test_without_the_page_copy_the_canvas_export_answers(open_page, pendigits):
+    """Where the page cannot copy the canvas (another gradio, another editor), Predict still reads the drawing."""
+    page = open_page(viewport={"width": 1280, "height": 900})
+    page.evaluate("window.__digitrec_apps = []")  # no pixi application to copy from
+    select_brush(page)
+    writer, digit = HURRIED_PICKS[1]
+    truth = draw(page, pendigits, writer, digit)
+    shown, _ = predict(page)
+    assert shown == truth
+    assert canvas_uploads(page), "the page did not fall back to gradio's export"
