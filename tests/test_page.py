@@ -14,32 +14,41 @@ import gradio as gr
 import pytest
 from PIL import Image
 
-import app
 from conftest import png_bytes
+
+
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """Import the app with its corrections store in a temporary folder, never the working directory."""
+    import importlib
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("DIGITREC_CORRECTIONS_DIR", str(tmp_path_factory.mktemp("corrections")))
+        yield importlib.import_module("app")
 
 
 def data_url(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(png_bytes(image)).decode("ascii")
 
 
-def page_copy(canvas) -> str:
+def page_copy(app, canvas) -> str:
     """Return what the page's script sends for a canvas: its copy at CAPTURE_SCALE, as a PNG data URL."""
     image = Image.fromarray(canvas)
     side = round(image.width * app.CAPTURE_SCALE)
     return data_url(image.resize((side, side), Image.BILINEAR))
 
 
-def take_then_show(capture, edit, current=None, model="cnn"):
+def take_then_show(app, capture, edit, current=None, model="cnn"):
     drawing, *_ = app.take_capture(capture, model, False, False, edit, current)
     return drawing, app.show(drawing, model, show_heat=False)
 
 
 @pytest.mark.parametrize("model", ["cnn", "dense", "numpy"])
-def test_the_page_copy_is_read_like_the_canvas(one_per_label, model):
+def test_the_page_copy_is_read_like_the_canvas(app, one_per_label, model):
     """Each held-out digit, copied at half size as the page does, is read as the full canvas is read."""
     differ = []
     for label, canvas in one_per_label.items():
-        _, panels = take_then_show(page_copy(canvas), edit=1, model=model)
+        _, panels = take_then_show(app, page_copy(app, canvas), edit=1, model=model)
         full, *_ = app.take(png_bytes(Image.fromarray(canvas)), model, False, False, 1, None)
         full_label = app.show(full, model, show_heat=False)[0]["label"]
         if panels[0]["label"] != full_label:
@@ -47,9 +56,9 @@ def test_the_page_copy_is_read_like_the_canvas(one_per_label, model):
     assert not differ, differ
 
 
-def test_an_unreadable_drawing_is_said_at_the_next_click_never_the_drawing_before(one_per_label):
+def test_an_unreadable_drawing_is_said_at_the_next_click_never_the_drawing_before(app, one_per_label):
     """A drawing the server cannot read replaces the one before in the session; the next click says why."""
-    drawing, panels = take_then_show(page_copy(one_per_label[3]), edit=1)
+    drawing, panels = take_then_show(app, page_copy(app, one_per_label[3]), edit=1)
     assert panels[0]["label"] == "3"
     huge = Image.new("L", (5000, 10), 255)
     for problem in ("data:image/png;base64,!!!", data_url(huge)):
@@ -60,20 +69,20 @@ def test_an_unreadable_drawing_is_said_at_the_next_click_never_the_drawing_befor
     assert drawing["x"] is None and "too large" in app.show(drawing, "cnn")[0]
 
 
-def test_a_click_with_nothing_drawn_says_so_where_the_answer_goes():
+def test_a_click_with_nothing_drawn_says_so_where_the_answer_goes(app):
     for drawing in (None, {"edit": 4, "png": None, "x": None}):
         label, processed, heat, *comparisons, thanks, shown = app.show_comparison(drawing, "cnn", True)
         assert label == app.NOTHING_DRAWN
         assert processed is heat is shown is None and all(c is None for c in comparisons)
 
 
-def test_a_late_take_never_replaces_a_newer_drawing(one_per_label):
-    newer, _ = take_then_show(page_copy(one_per_label[7]), edit=5)
-    late = app.take_capture(page_copy(one_per_label[1]), "cnn", False, False, 4, newer)
+def test_a_late_take_never_replaces_a_newer_drawing(app, one_per_label):
+    newer, _ = take_then_show(app, page_copy(app, one_per_label[7]), edit=5)
+    late = app.take_capture(page_copy(app, one_per_label[1]), "cnn", False, False, 4, newer)
     assert all(isinstance(value, dict) and value.get("__type__") == "update" for value in late)
 
 
-def test_the_page_events_compute_at_most_the_queue_limit_at_once():
+def test_the_page_events_compute_at_most_the_queue_limit_at_once(app):
     running, most = 0, 0
     lock = threading.Lock()
 
@@ -95,7 +104,7 @@ def test_the_page_events_compute_at_most_the_queue_limit_at_once():
     assert most == app.CONCURRENCY
 
 
-def test_the_page_copy_is_refused_without_the_queue_yet_never_raises():
+def test_the_page_copy_is_refused_without_the_queue_yet_never_raises(app):
     """The copy's event is not queued: a bad copy must come back as the drawing's problem, not a gr.Error."""
     try:
         drawing, *_ = app.take_capture(None, "cnn", False, False, 1, None)
