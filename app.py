@@ -40,7 +40,7 @@ from PIL import Image
 
 import digitrec
 from digitrec import api, config, feedback, feedback_sync, guard
-from digitrec.canvas import SKETCHPAD, CheckedSketchpad, check_image_file
+from digitrec.canvas import CAPTURE_SCALE, SKETCHPAD, CheckedSketchpad, check_image_file
 from digitrec.explain import heatmap_image, saliency
 from digitrec.messages import cut
 from digitrec.preprocess import EmptyDrawingError, preprocess, preprocess_with_view, to_ink, to_uint8
@@ -65,9 +65,6 @@ MAX_REQUEST_BYTES = int(config.number("DIGITREC_MAX_REQUEST_MB") * 1e6)
 # compute); more would only queue inside the process. DIGITREC_CONCURRENCY=N python -m
 # bench.serve measures another setting.
 CONCURRENCY = int(config.number("DIGITREC_CONCURRENCY"))
-# The page copies the drawing out of the canvas at half size (400×400 for 800×800): every model
-# reads it as well as the full size (docs/browser.md), at a quarter of the pixels to read back.
-CAPTURE_SCALE = 0.5
 # The page's own events skip the queue (a click is one request, not a queue round trip); this
 # keeps them to CONCURRENCY computing at a time, the queue's limit, whoever sends them.
 PAGE_CALLS = threading.BoundedSemaphore(CONCURRENCY)

@@ -2,6 +2,7 @@
 
     python -m bench.browser               # 20 tries per delay, the app beside the floor (~40 min on 2 cores)
     python -m bench.browser --tries 2     # a smoke run
+    python -m bench.browser --capture-check   # accuracy at full size vs the page's half-size copy (no browser)
 
 Headless Chromium (Debian's, through Playwright) draws held-out writers' digits (UCI
 pendigits writers the models never saw) stroke by stroke with the mouse, and presses
@@ -314,14 +315,54 @@ def ms(values, q):
     return float(np.percentile(values, q)) if values else float("nan")
 
 
+CHECKED_CONDITIONS = ("small, off-centre", "corner", "thin brush")  # where half size could lose detail
+
+
+def capture_check(per_writer=150):
+    """Print each model's accuracy on held-out drawings read at full size and at the page's copy size.
+
+    The page sends the canvas copied at CAPTURE_SCALE; this shows what that costs, on the
+    conditions where detail is scarcest, through the one preprocessing pipeline.
+    """
+    from PIL import Image
+
+    import digitrec
+    from digitrec.canvas import CAPTURE_SCALE
+    from digitrec.preprocess import preprocess
+    from training.heldout import held_out_digits
+    from training.strokes import BENCHMARK_CONDITIONS, render
+
+    digits, labels = held_out_digits(limit=per_writer)
+    print(f"{len(digits)} held-out drawings per condition; accuracy (%) read at full size → at {CAPTURE_SCALE:g}×")
+    print("| condition | " + " | ".join(digitrec.MODEL_IDS) + " |")
+    print("| --- |" + " ---: |" * len(digitrec.MODEL_IDS))
+    for name in CHECKED_CONDITIONS:
+        canvases = [render(strokes, BENCHMARK_CONDITIONS[name]) for strokes in digits]
+        side = round(canvases[0].shape[1] * CAPTURE_SCALE)
+        full = np.stack([preprocess(canvas) for canvas in canvases])
+        copied = np.stack([preprocess(np.asarray(Image.fromarray(canvas).resize((side, side), Image.BILINEAR)))
+                           for canvas in canvases])
+        cells = []
+        for model_id in digitrec.MODEL_IDS:
+            model = digitrec.get_model(model_id)
+            before, after = (100 * float(np.mean(model.predict_proba(x).argmax(axis=1) == labels)) for x in (full, copied))
+            cells.append(f"{before:.2f} → {after:.2f}")
+        print(f"| {name} | " + " | ".join(cells) + " |", flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tries", type=int, default=20, help="tries per delay (and in live mode)")
     parser.add_argument("--seed", type=int, default=0, help="which held-out drawings, in which order")
     parser.add_argument("--out", type=Path, help="also write the tables (Markdown) to this file")
+    parser.add_argument("--capture-check", action="store_true",
+                        help="only compare the models' accuracy at full size and at the page's copy size (no browser)")
     args = parser.parse_args(argv)
     if args.tries < 1:
         raise ValueError("--tries must be at least 1")
+    if args.capture_check:
+        capture_check()
+        return
 
     from playwright import sync_api
 

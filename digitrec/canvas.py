@@ -60,6 +60,9 @@ SKETCHPAD = dict(
     height=520,
     elem_id="sketch",
 )
+# The page copies the drawing out of the canvas at this scale (400×400 for 800×800): every
+# model reads it as well as the full size (docs/browser.md), at a quarter of the pixels to read back.
+CAPTURE_SCALE = 0.5
 SHAPE_MESSAGE = "The sketch must be a dict with 'background', 'layers' and 'composite' images (or None)."
 _one_waiter = threading.Semaphore(1)
 
