@@ -49,6 +49,7 @@ ASPECT_LOG_MEAN = np.array([-0.11, -0.74, -0.18, -0.41, -0.53, -0.20, -0.52, -0.
 ASPECT_LOG_SPREAD = np.array([0.21, 0.45, 0.21, 0.16, 0.23, 0.19, 0.18, 0.21, 0.18, 0.19])
 ASPECT_SLACK = 1.0  # spreads above the usual width before a stretch is penalised
 ASPECT_PENALTY = 0.5  # per squared spread beyond the slack
+WRITER_WIDEN = 0.3  # at most this much (log of width/height) wider than usual for a writer who draws wide
 NARROW_ASPECT = 0.4  # a digit narrower than this × its height that is not read as 1
 NARROW_PENALTY = 2.0
 CUT_PENALTY = 0.5  # per stroke width of ink the cut goes through, beyond one stroke
@@ -363,11 +364,13 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
     x = np.stack([preprocess_ink(crop)[0] for crop in crops])
     probs = _probabilities(x, model_id)
     cut_costs = [[0.0, 0.0] for _ in pieces]
+    wide = [p.width > SPLIT_ASPECT * p.height and p.height >= SPLIT_HEIGHT * reference for p in pieces]
+    widen = writer_width(probs, crops, wide)
     more = []
     for index, (piece, crop) in enumerate(zip(pieces, crops)):
-        if piece.width <= SPLIT_ASPECT * piece.height or piece.height < SPLIT_HEIGHT * reference:
+        if not wide[index]:
             continue
-        if hypothesis_score(probs[index], crop) >= -2 * DIGIT_PENALTY:
+        if hypothesis_score(probs[index], crop, widen) >= -2 * DIGIT_PENALTY:
             continue  # no split can score better than this piece read whole
         seams = candidate_seams(crop)
         hypotheses[index].last = len(seams) + 1
@@ -377,7 +380,7 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
         x_more = np.stack([preprocess_ink(h.crop)[0] for h in more])
         hypotheses, x = hypotheses + more, np.concatenate([x, x_more])
         probs = np.concatenate([probs, _probabilities(x_more, model_id)])
-    chosen = [k for index, costs in enumerate(cut_costs) for k in best_chain(index, costs, hypotheses, probs)]
+    chosen = [k for i, costs in enumerate(cut_costs) for k in best_chain(i, costs, hypotheses, probs, widen)]
     if len(chosen) > MAX_DIGITS:
         raise TooManyMarksError(f"Found {len(chosen)} digits; a number here has at most {MAX_DIGITS}.")
     boxes = [(h.x0, h.y0, h.x0 + h.crop.shape[1], h.y0 + h.crop.shape[0]) for h in (hypotheses[k] for k in chosen)]
@@ -471,7 +474,22 @@ def _seam_pass(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return cost, step
 
 
-def hypothesis_score(probs: np.ndarray, crop: np.ndarray) -> float:
+def writer_width(probs: np.ndarray, crops: list[np.ndarray], wide: list[bool]) -> float:
+    """Return how much wider than usual (log of width/height) this writer draws digits, from the number's narrow pieces.
+
+    A writer who draws wide draws every digit wide: a wide 4 among wide 5s and 2s is one 4,
+    not two digits touching. Only pieces too narrow to be cut (surely one digit each) count,
+    and only widening counts, so a number drawn all in one blob is judged by the usual widths.
+    """
+    offsets = [
+        np.log(crop.shape[1] / crop.shape[0]) - ASPECT_LOG_MEAN[int(np.argmax(p))]
+        for p, crop, w in zip(probs, crops, wide)
+        if not w
+    ]
+    return float(np.clip(np.median(offsets), 0.0, WRITER_WIDEN)) if offsets else 0.0
+
+
+def hypothesis_score(probs: np.ndarray, crop: np.ndarray, widen: float = 0.0) -> float:
     """Return how likely a stretch is to be one digit: its best digit's log-probability less shape penalties.
 
     Each digit has a usual width for its height (``ASPECT``); a stretch much wider than
@@ -480,14 +498,14 @@ def hypothesis_score(probs: np.ndarray, crop: np.ndarray) -> float:
     not a 1 is a fragment cut off a digit.
     """
     aspect = crop.shape[1] / crop.shape[0]
-    excess = np.maximum((np.log(aspect) - ASPECT_LOG_MEAN) / ASPECT_LOG_SPREAD - ASPECT_SLACK, 0.0)
+    excess = np.maximum((np.log(aspect) - widen - ASPECT_LOG_MEAN) / ASPECT_LOG_SPREAD - ASPECT_SLACK, 0.0)
     score = np.log(np.maximum(probs, 1e-9)) - ASPECT_PENALTY * excess**2 - DIGIT_PENALTY
     if aspect < NARROW_ASPECT:
         score[np.arange(10) != 1] -= NARROW_PENALTY
     return float(score.max())
 
 
-def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], probs: np.ndarray) -> list[int]:
+def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], probs: np.ndarray, widen: float) -> list[int]:
     """Return the hypotheses (indexes) that cut piece ``index`` into digits with the best total score.
 
     Dynamic programming over the piece's cuts: the best chain to cut j is the best chain to
@@ -503,7 +521,7 @@ def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], pro
             k = mine.get((i, j))
             if k is None or best[i] == -np.inf:
                 continue
-            total = best[i] + hypothesis_score(probs[k], hypotheses[k].crop) - _cut_cost(costs[i])
+            total = best[i] + hypothesis_score(probs[k], hypotheses[k].crop, widen) - _cut_cost(costs[i])
             if total > best[j]:
                 best[j], back[j] = total, i
     chain, j = [], ends
