@@ -3,15 +3,18 @@
     canvas → ink map (the one pipeline's ``to_ink``: alpha, grey, light-on-dark)
       → pieces: connected components of the ink (run-length labelling, numpy only)
       → specks and dots dropped (small beside the number's height)
-      → pieces of one digit merged (a two-stroke 4 or 5, a 7's bar: their columns overlap)
-      → wide pieces split where digits touch (cuts at minima of the vertical ink profile,
-        the best set of cuts chosen by the classifier's confidence and the digits' shapes)
-      → each digit's crop read exactly as a single digit (``preprocess``), all in one batch
+      → pieces of one digit merged (a two-stroke 4 or 5, a 7's bar: their columns overlap;
+        a short stroke joins the digit it stands over)
+      → every piece read whole, exactly as a single digit (``preprocess_ink``), in one batch
+      → a wide piece whose whole reading leaves room for doubt is split where digits touch:
+        candidate cuts are seams, the paths from top to bottom crossing the least ink (they
+        bend around a neighbour's overhang), and the best set of cuts is chosen by the
+        classifier's confidence in each stretch and the stretches' shapes (a second batch)
 
 Every digit gets a reading (``DigitReading``: verdict, digit, candidates, probs, processed)
-from one function, ``read_digits``; when ``digitrec.read`` (per-digit verdicts, including
-"not_a_digit") exists, that function is the one line to change, and a piece that is not a
-digit is shown as "?" in the text.
+from one function, ``reading``, given the probabilities and 28×28 image the segmentation
+already has; that function is the one place to change for per-digit verdicts (including
+"not_a_digit"), and a piece that is not a digit is shown as "?" in the text.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from .preprocess import INK_THRESHOLD, EmptyDrawingError, preprocess, stroke_width, to_ink, to_uint8
+from .preprocess import INK_THRESHOLD, EmptyDrawingError, preprocess_ink, stroke_width, to_ink, to_uint8
 from .registry import check_model_id, get_model
 
 WORK_SIDE_MAX = 900  # the canvas is read at a whole fraction of its size, at most this many pixels wide
@@ -29,19 +32,27 @@ MAX_DIGITS = 12  # a drawing with more digits than this is refused: no one draws
 MAX_PIECES = 60  # separate marks beyond this (after specks) are noise, not a number
 SPECK = 0.18  # a piece whose longer side is under this fraction of the number's height is a speck or a dot
 MERGE_OVERLAP = 0.5  # pieces whose column spans overlap by this fraction of the narrower one are one digit
-SPLIT_ASPECT = 0.95  # a piece wider than this × its height may hold several touching digits
-MAX_CUTS = 10  # candidate cuts per wide piece (the lowest minima of its ink profile)
+SPLIT_ASPECT = 0.95  # a piece wider than this × its height may hold several touching digits…
+SPLIT_HEIGHT = 0.6  # …when it is at least this fraction of the number's height (not a 5's flag)
+SHORT_STROKE = 0.5  # a piece shorter than this fraction of the number's height is a stroke of a digit
+MAX_CUTS = 10  # candidate cuts per wide piece (the cheapest seams)
+MAX_STRETCH = 1.6  # a stretch wider than this × the piece's height is never one digit
+SEAM_STEP = 0.02  # cost of a seam moving one column sideways, in stroke widths of ink crossed
 UNSURE_MARGIN = 0.25  # a top guess less than this ahead of the second is "unsure"
-PAD = 0.15  # white margin around a digit's crop, as a fraction of its longer side (see _crop)
 # Scores of a segmentation (log-probabilities and shape penalties; chosen on training writers,
-# ``python -m bench.numbers --writers training``): a digit much wider than tall is unlikely,
-# a narrow one is a 1, cutting through more than one stroke is unlikely, and each extra
-# digit must earn its place.
-WIDE_PENALTY = 2.0  # per unit of width/height above WIDE_ASPECT
-WIDE_ASPECT = 1.0
+# ``python -m bench.numbers --writers training``): a digit much wider than its kind usually is
+# is two digits touching, a narrow one is a 1, cutting through more than one stroke is
+# unlikely, and each extra digit must earn its place.
+# The usual width/height of each digit 0–9 (mean and spread of its logarithm), measured on
+# the training writers' pendigits digits as drawn by bench.numbers.
+ASPECT_LOG_MEAN = np.array([-0.11, -0.74, -0.18, -0.41, -0.53, -0.20, -0.52, -0.36, -0.53, -0.43])
+ASPECT_LOG_SPREAD = np.array([0.21, 0.45, 0.21, 0.16, 0.23, 0.19, 0.18, 0.21, 0.18, 0.19])
+ASPECT_SLACK = 1.0  # spreads above the usual width before a stretch is penalised
+ASPECT_PENALTY = 0.5  # per squared spread beyond the slack
+WRITER_WIDEN = 0.3  # at most this much (log of width/height) wider than usual for a writer who draws wide
 NARROW_ASPECT = 0.4  # a digit narrower than this × its height that is not read as 1
 NARROW_PENALTY = 2.0
-CUT_PENALTY = 0.1  # per stroke width of ink the cut goes through, beyond one stroke
+CUT_PENALTY = 0.5  # per stroke width of ink the cut goes through, beyond one stroke
 ALONG_STROKE = 2.5  # beyond this many stroke widths of ink the cut runs along a stroke, not across
 ALONG_PENALTY = 1.0  # per stroke width beyond ALONG_STROKE
 DIGIT_PENALTY = 0.3  # for each digit in a segmentation
@@ -106,13 +117,13 @@ def read_number(image, model_id: str = "cnn") -> NumberReading:
     except EmptyDrawingError:
         raise EmptyDrawingError("Draw a number first.") from None
     work, factor = reduce(ink)
-    boxes, crops = segment(work, model_id)
+    found = segment(work, model_id)
     height, width = ink.shape
     boxes = [
-        (x0 * factor, y0 * factor, min(x1 * factor, width), min(y1 * factor, height)) for x0, y0, x1, y1 in boxes
+        (x0 * factor, y0 * factor, min(x1 * factor, width), min(y1 * factor, height)) for x0, y0, x1, y1 in found.boxes
     ]
-    digits = read_digits(crops, model_id)
-    return NumberReading("".join(d.symbol for d in digits), digits, boxes, [to_uint8(1.0 - c) for c in crops])
+    digits = [reading(p, to_uint8(x)) for p, x in zip(found.probs, found.processed)]
+    return NumberReading("".join(d.symbol for d in digits), digits, boxes, [to_uint8(1.0 - c) for c in found.crops])
 
 
 def reduce(ink: np.ndarray) -> tuple[np.ndarray, int]:
@@ -127,17 +138,6 @@ def reduce(ink: np.ndarray) -> tuple[np.ndarray, int]:
     if factor == 1:
         return ink, 1
     return np.asarray(Image.fromarray(ink, mode="F").reduce(factor), dtype=np.float32), factor
-
-
-def read_digits(crops: list[np.ndarray], model_id: str) -> list[DigitReading]:
-    """Read each digit's crop (an ink map) as a single digit, in one model call.
-
-    This is the one place a digit's reading is made: when ``digitrec.read`` exists this
-    becomes ``[digitrec.read(to_uint8(1.0 - c), model_id) for c in crops]``.
-    """
-    x = np.stack([preprocess(_paper(c)) for c in crops])
-    probs = _probabilities(x, model_id)
-    return [reading(p, to_uint8(xi)) for p, xi in zip(probs, x)]
 
 
 def reading(p: np.ndarray, processed: np.ndarray) -> DigitReading:
@@ -157,16 +157,6 @@ def _probabilities(x: np.ndarray, model_id: str) -> np.ndarray:
     """Return (N, 10) probabilities for N preprocessed images, in one call of the model."""
     p = np.asarray(get_model(model_id).predict_proba(np.asarray(x, np.float32)), dtype=np.float64)
     return p / p.sum(axis=1, keepdims=True)
-
-
-def _paper(ink: np.ndarray) -> np.ndarray:
-    """Return an ink crop as the white-paper image the pipeline reads (ink dark), with a white margin.
-
-    The margin keeps the pipeline's light-on-dark check (a border mostly ink) from
-    inverting a tight crop, such as a 1 whose stroke fills its box's width.
-    """
-    pad = max(4, int(PAD * max(ink.shape)))
-    return to_uint8(1.0 - np.pad(ink, pad))
 
 
 # ---------------------------------------------------------------- pieces of ink
@@ -252,14 +242,37 @@ def pieces_of(rows, starts, ends, labels, count) -> list[Piece]:
     ]
 
 
+def number_height(pieces: list[Piece]) -> float:
+    """Return the number's height: the median height of its tall pieces, so a 5's flag or a dot does not count."""
+    heights = np.array([p.height for p in pieces], dtype=np.float64)
+    return float(np.median(heights[heights >= 0.5 * heights.max()]))
+
+
 def drop_specks(pieces: list[Piece]) -> list[Piece]:
-    """Drop dots and specks: pieces small beside the number's height (the median of its tall pieces)."""
+    """Drop dots and specks: pieces small beside the number's height."""
     if not pieces:
         return pieces
-    heights = np.array([p.height for p in pieces], dtype=np.float64)
-    tall = heights[heights >= 0.5 * heights.max()]
-    reference = float(np.median(tall))
+    reference = number_height(pieces)
     return [p for p in pieces if max(p.width, p.height) >= SPECK * reference]
+
+
+def attach_strokes(pieces: list[Piece], reference: float) -> list[Piece]:
+    """Join each short piece (a 5's flag, a 7's bar) to the tall piece whose columns it overlaps most.
+
+    ``merge_pieces`` joins pieces that share most of their columns; a flag drawn apart
+    from a 5 that touches the digit before it may stick out past the 5's columns, and
+    read alone it would be a digit of its own.
+    """
+    short = [p for p in pieces if p.height < SHORT_STROKE * reference]
+    tall = [p for p in pieces if p.height >= SHORT_STROKE * reference]
+    for piece in short:
+        overlaps = [min(piece.x1, t.x1) - max(piece.x0, t.x0) for t in tall]
+        best = int(np.argmax(overlaps)) if tall else -1
+        if best >= 0 and overlaps[best] > 0:
+            tall[best] = merge(tall[best], piece)
+        else:
+            tall.append(piece)
+    return sorted(tall, key=lambda p: p.x0)
 
 
 def merge(a: Piece, b: Piece) -> Piece:
@@ -305,8 +318,36 @@ def piece_ink(piece: Piece, ink: np.ndarray, rows, starts, ends) -> np.ndarray:
 # ---------------------------------------------------------------- touching digits
 
 
-def segment(ink: np.ndarray, model_id: str) -> tuple[list[tuple], list[np.ndarray]]:
-    """Return (boxes, crops): each digit's box on the canvas and its ink, left to right."""
+@dataclasses.dataclass
+class Segmentation:
+    """The digits found on a canvas: each one's box, ink, 28×28 image and probabilities, left to right."""
+
+    boxes: list  # (x0, y0, x1, y1) on the work map, x1 and y1 exclusive
+    crops: list  # each digit's ink (float, ink = 1), cropped to it
+    processed: np.ndarray  # (N, 28, 28) float32: what the model read
+    probs: np.ndarray  # (N, 10)
+
+
+@dataclasses.dataclass
+class Hypothesis:
+    """A stretch of a piece that may be one digit: the ink between two cuts (all of a piece that is not split)."""
+
+    piece: int
+    first: int  # index of its left cut (0: the piece's left edge)
+    last: int  # index of its right cut
+    crop: np.ndarray  # its ink, cropped to it
+    x0: int  # the crop's place on the work map
+    y0: int
+
+
+def segment(ink: np.ndarray, model_id: str) -> Segmentation:
+    """Find the digits on a work-size ink map and read them.
+
+    Every piece is first read whole, in one model call. A wide piece is cut into stretches
+    (a second call for all of them) only when its whole reading leaves room for a better
+    split: any split scores at most two digits' DIGIT_PENALTY, so a piece read whole as a
+    sure digit of a usual width keeps its reading without the cost of reading its stretches.
+    """
     drawn = ink >= INK_THRESHOLD
     rows, starts, ends, labels, count = components(drawn)
     pieces = drop_specks(pieces_of(rows, starts, ends, labels, count))
@@ -316,113 +357,180 @@ def segment(ink: np.ndarray, model_id: str) -> tuple[list[tuple], list[np.ndarra
         raise TooManyMarksError(
             f"Found {len(pieces)} separate marks; draw a number of at most {MAX_DIGITS} digits on a clean canvas."
         )
-    pieces = merge_pieces(pieces)
-    inks = [piece_ink(p, ink, rows, starts, ends) for p in pieces]
-    wide = [i for i, p in enumerate(pieces) if p.width > SPLIT_ASPECT * p.height]
-    splits = split_touching([inks[i] for i in wide], model_id) if wide else []
-    boxes, crops = [], []
-    cuts_of = dict(zip(wide, splits))
-    for i, (piece, piece_crop) in enumerate(zip(pieces, inks)):
-        bounds = cuts_of.get(i, [0, piece.width])
-        for left, right in zip(bounds[:-1], bounds[1:]):
-            part = piece_crop[:, left:right]
-            filled = np.flatnonzero((part >= INK_THRESHOLD).any(axis=1))
-            columns = np.flatnonzero((part >= INK_THRESHOLD).any(axis=0))
+    reference = number_height(pieces)
+    pieces = attach_strokes(merge_pieces(pieces), reference)
+    crops = [piece_ink(p, ink, rows, starts, ends) for p in pieces]
+    hypotheses = [Hypothesis(i, 0, 1, crop, p.x0, p.y0) for i, (p, crop) in enumerate(zip(pieces, crops))]
+    x = np.stack([preprocess_ink(crop)[0] for crop in crops])
+    probs = _probabilities(x, model_id)
+    cut_costs = [[0.0, 0.0] for _ in pieces]
+    wide = [p.width > SPLIT_ASPECT * p.height and p.height >= SPLIT_HEIGHT * reference for p in pieces]
+    widen = writer_width(probs, crops, wide)
+    more = []
+    for index, (piece, crop) in enumerate(zip(pieces, crops)):
+        if not wide[index]:
+            continue
+        if hypothesis_score(probs[index], crop, widen) >= -2 * DIGIT_PENALTY:
+            continue  # no split can score better than this piece read whole
+        seams = candidate_seams(crop)
+        hypotheses[index].last = len(seams) + 1
+        cut_costs[index] = [0.0, *(cost for _, cost in seams), 0.0]
+        more += stretches(index, piece, crop, [seam for seam, _ in seams])
+    if more:
+        x_more = np.stack([preprocess_ink(h.crop)[0] for h in more])
+        hypotheses, x = hypotheses + more, np.concatenate([x, x_more])
+        probs = np.concatenate([probs, _probabilities(x_more, model_id)])
+    chosen = [k for i, costs in enumerate(cut_costs) for k in best_chain(i, costs, hypotheses, probs, widen)]
+    if len(chosen) > MAX_DIGITS:
+        raise TooManyMarksError(f"Found {len(chosen)} digits; a number here has at most {MAX_DIGITS}.")
+    boxes = [(h.x0, h.y0, h.x0 + h.crop.shape[1], h.y0 + h.crop.shape[0]) for h in (hypotheses[k] for k in chosen)]
+    return Segmentation(boxes, [hypotheses[k].crop for k in chosen], x[chosen], probs[chosen])
+
+
+def stretches(index: int, piece: Piece, crop: np.ndarray, seams: list[np.ndarray]) -> list[Hypothesis]:
+    """Return every stretch of a piece between two of its cuts (seams) that may be one digit, but the whole piece.
+
+    Cuts are numbered 0 (the left edge), 1 … len(seams), len(seams) + 1 (the right edge);
+    a stretch far wider than any digit is not worth a model call.
+    """
+    height, width = crop.shape
+    bounds = [np.zeros(height, np.int64), *seams, np.full(height, width, np.int64)]
+    columns = np.arange(width)
+    found = []
+    for i in range(len(bounds) - 1):
+        for j in range(i + 1, len(bounds)):
+            if (i, j) == (0, len(bounds) - 1) or np.median(bounds[j] - bounds[i]) > MAX_STRETCH * height:
+                continue
+            inside = (columns >= bounds[i][:, None]) & (columns < bounds[j][:, None])
+            part = np.where(inside, crop, 0.0)
+            drawn = part >= INK_THRESHOLD
+            filled = np.flatnonzero(drawn.any(axis=1))
             if filled.size == 0:
                 continue
-            part = part[filled[0] : filled[-1] + 1, columns[0] : columns[-1] + 1]
-            x0 = piece.x0 + left + int(columns[0])
-            y0 = piece.y0 + int(filled[0])
-            boxes.append((x0, y0, x0 + part.shape[1], y0 + part.shape[0]))
-            crops.append(part)
-    if len(crops) > MAX_DIGITS:
-        raise TooManyMarksError(f"Found {len(crops)} digits; a number here has at most {MAX_DIGITS}.")
-    return boxes, crops
+            used = np.flatnonzero(drawn.any(axis=0))
+            part = part[filled[0] : filled[-1] + 1, used[0] : used[-1] + 1]
+            found.append(Hypothesis(index, i, j, part, piece.x0 + int(used[0]), piece.y0 + int(filled[0])))
+    return found
 
 
-def profile_minima(piece_crop: np.ndarray, stroke: float) -> tuple[np.ndarray, np.ndarray]:
-    """Return (columns, ink there in stroke widths) of the lowest minima of a piece's vertical ink profile."""
-    height, width = piece_crop.shape
-    column_ink = (piece_crop >= INK_THRESHOLD).sum(axis=0).astype(np.float64)
-    window = max(1, int(stroke / 2))
-    smooth = np.convolve(column_ink, np.ones(window) / window, mode="same")
+def candidate_seams(crop: np.ndarray) -> list[tuple[np.ndarray, float]]:
+    """Return the candidate cuts of a piece that may hold touching digits, left to right: (seam, cost).
+
+    A seam is a path from the piece's top to its bottom (one column per row, moving at
+    most one column a row), so it can follow the slanted or curved gap between two digits
+    where no vertical cut exists. The cheapest seam through each column of the middle row
+    is found by two passes of dynamic programming (down from the top, up from the bottom);
+    the candidates are the lowest local minima of that cost. A seam's cost is the ink it
+    crosses, in stroke widths (crossing one stroke where two digits join costs about one).
+    """
+    height, width = crop.shape
+    drawn = crop >= INK_THRESHOLD
+    stroke = max(stroke_width(drawn), 1.0)
+    ink = drawn / stroke
+    down, from_above = _seam_pass(ink)
+    up, from_below = _seam_pass(ink[::-1])
+    up, from_below = up[::-1], from_below[::-1]
+    middle = height // 2
+    through = down[middle] + up[middle] - ink[middle]
     margin = max(2, int(0.12 * height))
     inner = np.arange(margin, width - margin)
     if inner.size == 0:
-        return inner, inner.astype(np.float64)
-    left, here, right = smooth[inner - 1], smooth[inner], smooth[np.minimum(inner + 1, width - 1)]
+        return []
+    left, here, right = through[inner - 1], through[inner], through[inner + 1]
     minima = inner[(here <= left) & (here < right)]
-    if minima.size == 0:
-        return minima, minima.astype(np.float64)
-    minima = minima[np.argsort(smooth[minima], kind="stable")]
     kept = []
-    for column in minima:  # the lowest first; one cut per stretch of a tenth of the height
+    for column in minima[np.argsort(through[minima], kind="stable")]:  # the cheapest first, one per tenth of the height
         if all(abs(column - k) > 0.1 * height for k in kept):
             kept.append(int(column))
         if len(kept) == MAX_CUTS:
             break
-    kept = np.array(sorted(kept), dtype=np.int64)
-    return kept, smooth[kept] / max(stroke, 1.0)
+    seams = []
+    for column in sorted(kept):
+        seam = np.empty(height, np.int64)
+        seam[middle] = column
+        for y in range(middle, 0, -1):
+            seam[y - 1] = seam[y] + from_above[y, seam[y]]
+        for y in range(middle, height - 1):
+            seam[y + 1] = seam[y] + from_below[y, seam[y]]
+        seams.append((seam, float(ink[np.arange(height), seam].sum())))
+    return seams
 
 
-def split_touching(piece_crops: list[np.ndarray], model_id: str) -> list[list[int]]:
-    """Return, for each wide piece, the column bounds of its digits ([0, …, width]).
+def _seam_pass(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return the cost of the cheapest seam from row 0 to each pixel, and each pixel's step (-1, 0, 1) back up."""
+    height, width = ink.shape
+    cost = np.empty_like(ink, dtype=np.float64)
+    step = np.zeros((height, width), np.int64)
+    cost[0] = ink[0]
+    options = np.empty((3, width))
+    for y in range(1, height):
+        above = cost[y - 1]
+        options[0, 0], options[0, 1:] = np.inf, above[:-1] + SEAM_STEP
+        options[1] = above
+        options[2, :-1], options[2, -1] = above[1:] + SEAM_STEP, np.inf
+        best = options.argmin(axis=0)
+        cost[y] = ink[y] + options[best, np.arange(width)]
+        step[y] = best - 1
+    return cost, step
 
-    Every stretch between two candidate cuts is a possible digit; all are read in one
-    batch, and the best chain of stretches (dynamic programming) maximises the sum of
-    log-probabilities of their top guesses, less the shape and cut penalties above.
+
+def writer_width(probs: np.ndarray, crops: list[np.ndarray], wide: list[bool]) -> float:
+    """Return how much wider than usual (log of width/height) this writer draws digits, from the number's narrow pieces.
+
+    A writer who draws wide draws every digit wide: a wide 4 among wide 5s and 2s is one 4,
+    not two digits touching. Only pieces too narrow to be cut (surely one digit each) count,
+    and only widening counts, so a number drawn all in one blob is judged by the usual widths.
     """
-    plans = []  # per piece: (bounds, cut costs, spans)
-    images = []
-    shapes = []  # (piece index, i, j, aspect)
-    for index, crop in enumerate(piece_crops):
-        drawn = crop >= INK_THRESHOLD
-        stroke = max(stroke_width(drawn), 1.0)
-        cuts, ink_there = profile_minima(crop, stroke)
-        bounds = [0, *cuts.tolist(), crop.shape[1]]
-        cost = CUT_PENALTY * np.maximum(ink_there - 1.0, 0.0) + ALONG_PENALTY * np.maximum(ink_there - ALONG_STROKE, 0.0)
-        costs = [0.0, *cost.tolist(), 0.0]
-        spans = []
-        for i in range(len(bounds) - 1):
-            for j in range(i + 1, len(bounds)):
-                part = drawn[:, bounds[i] : bounds[j]]
-                filled = np.flatnonzero(part.any(axis=1))
-                if filled.size == 0:
-                    continue
-                if (i, j) != (0, len(bounds) - 1) and bounds[j] - bounds[i] > 1.6 * crop.shape[0]:
-                    continue  # far wider than any digit: not a hypothesis worth a model call
-                columns = np.flatnonzero(part.any(axis=0))
-                aspect = (columns[-1] - columns[0] + 1) / (filled[-1] - filled[0] + 1)
-                spans.append((i, j))
-                shapes.append((index, i, j, aspect))
-                images.append(preprocess(_paper(crop[:, bounds[i] : bounds[j]])))
-        plans.append((bounds, costs, spans))
-    p = _probabilities(np.stack(images), model_id)
-    scores = {}
-    for (index, i, j, aspect), probs in zip(shapes, p):
-        top = int(np.argmax(probs))
-        score = float(np.log(max(probs[top], 1e-9))) - DIGIT_PENALTY
-        score -= WIDE_PENALTY * max(0.0, aspect - WIDE_ASPECT)
-        if aspect < NARROW_ASPECT and top != 1:
-            score -= NARROW_PENALTY
-        scores[index, i, j] = score
-    result = []
-    for index, (bounds, costs, spans) in enumerate(plans):
-        ends = len(bounds) - 1
-        best = [-np.inf] * (ends + 1)
-        back = [0] * (ends + 1)
-        best[0] = 0.0
-        for j in range(1, ends + 1):
-            for i in range(j):
-                score = scores.get((index, i, j))
-                if score is None or best[i] == -np.inf:
-                    continue
-                total = best[i] + score - costs[i]
-                if total > best[j]:
-                    best[j], back[j] = total, i
-        chain, j = [ends], ends
-        while j > 0:
-            j = back[j]
-            chain.append(j)
-        result.append([bounds[k] for k in reversed(chain)])
-    return result
+    offsets = [
+        np.log(crop.shape[1] / crop.shape[0]) - ASPECT_LOG_MEAN[int(np.argmax(p))]
+        for p, crop, w in zip(probs, crops, wide)
+        if not w
+    ]
+    return float(np.clip(np.median(offsets), 0.0, WRITER_WIDEN)) if offsets else 0.0
+
+
+def hypothesis_score(probs: np.ndarray, crop: np.ndarray, widen: float = 0.0) -> float:
+    """Return how likely a stretch is to be one digit: its best digit's log-probability less shape penalties.
+
+    Each digit has a usual width for its height (``ASPECT``); a stretch much wider than
+    its digit usually is — two touching digits read as one — is penalised, so a touching
+    "06" that the classifier calls an 8 is not taken for one 8. A narrow stretch that is
+    not a 1 is a fragment cut off a digit.
+    """
+    aspect = crop.shape[1] / crop.shape[0]
+    excess = np.maximum((np.log(aspect) - widen - ASPECT_LOG_MEAN) / ASPECT_LOG_SPREAD - ASPECT_SLACK, 0.0)
+    score = np.log(np.maximum(probs, 1e-9)) - ASPECT_PENALTY * excess**2 - DIGIT_PENALTY
+    if aspect < NARROW_ASPECT:
+        score[np.arange(10) != 1] -= NARROW_PENALTY
+    return float(score.max())
+
+
+def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], probs: np.ndarray, widen: float) -> list[int]:
+    """Return the hypotheses (indexes) that cut piece ``index`` into digits with the best total score.
+
+    Dynamic programming over the piece's cuts: the best chain to cut j is the best chain to
+    some cut i plus the stretch (i, j), less the cost of cutting at i.
+    """
+    mine = {(h.first, h.last): k for k, h in enumerate(hypotheses) if h.piece == index}
+    ends = len(costs) - 1
+    best = [-np.inf] * (ends + 1)
+    back = [None] * (ends + 1)
+    best[0] = 0.0
+    for j in range(1, ends + 1):
+        for i in range(j):
+            k = mine.get((i, j))
+            if k is None or best[i] == -np.inf:
+                continue
+            total = best[i] + hypothesis_score(probs[k], hypotheses[k].crop, widen) - _cut_cost(costs[i])
+            if total > best[j]:
+                best[j], back[j] = total, i
+    chain, j = [], ends
+    while j > 0 and back[j] is not None:
+        chain.append(mine[back[j], j])
+        j = back[j]
+    return chain[::-1]
+
+
+def _cut_cost(ink_crossed: float) -> float:
+    """Return the penalty of a cut crossing this much ink (stroke widths): a second stroke, and more so a stroke followed along."""
+    return CUT_PENALTY * max(ink_crossed - 1.0, 0.0) + ALONG_PENALTY * max(ink_crossed - ALONG_STROKE, 0.0)

@@ -70,7 +70,16 @@ def preprocess_with_view(image) -> tuple[np.ndarray, np.ndarray]:
     stroke width is touched) lets a reader look at the drawing's layout — one digit or several
     side by side — without reading the image a second time.
     """
-    crop = crop_to_ink(to_ink(image))
+    return preprocess_ink(to_ink(image))
+
+
+def preprocess_ink(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``preprocess_with_view`` of an ink map already read (ink = 1), so a caller holding one skips reading it again.
+
+    ``digitrec.read_number`` cuts a canvas's ink into many candidate digits; each goes through
+    the same steps as a drawing of one digit, from the crop on.
+    """
+    crop = crop_to_ink(ink)
     view = fit_box(crop, WORK_SIDE)
     return centre_by_mass(normalise_stroke(crop, view)), view
 

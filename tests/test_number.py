@@ -128,6 +128,52 @@ def test_touching_pair_is_split(pendigits):
     assert digitrec.read_number(canvas, "cnn").text == "12"
 
 
+# Touching pairs whose digits overlap or share columns, so no vertical cut separates them
+# (held-out writers' digits, each read right alone): the cut must bend around the overhang.
+OVERLAPPING_PAIRS = [(26, "06"), (29, "36"), (25, "49"), (28, "74"), (29, "56"), (30, "21")]
+
+
+@pytest.mark.parametrize("writer, pair", OVERLAPPING_PAIRS, ids=[f"{w}-{p}" for w, p in OVERLAPPING_PAIRS])
+def test_overlapping_touching_pair_is_split_into_its_two_digits(pendigits, writer, pair):
+    digits, labels, writers = pendigits
+    strokes = [digits[int(np.flatnonzero((writers == writer) & (labels == int(d)))[0])] for d in pair]
+    canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
+    assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
+    assert alone(inks, "cnn") == pair
+    reading = digitrec.read_number(canvas, "cnn")
+    assert reading.text == pair
+    (left, _, left_end, _), (right, _, right_end, _) = reading.boxes
+    assert left < right and left_end < right_end
+
+
+def test_a_flag_reaching_past_its_digit_stays_with_it(pendigits):
+    """A 5 whose flag, drawn apart, sticks out past the digit's columns is one digit, not a 5 and a 7 or a 1."""
+    five = [
+        np.array([[100, 40], [80, 230]], np.float32),
+        np.array([[80, 230], [260, 200], [340, 330], [260, 480], [40, 440]], np.float32),
+        np.array([[280, 20], [520, 20]], np.float32),  # the flag: mostly right of the body
+    ]
+    canvas, inks, labels = composed(pendigits, 2, 11, extra=[five])
+    assert ink_pieces(canvas) == 4, "the test drawing must have the 5's flag apart"
+    reading = digitrec.read_number(canvas, "cnn")
+    assert len(reading.digits) == 3
+    assert reading.text == alone(inks, "cnn")
+
+
+def test_a_gapped_number_with_a_wide_digit_is_read_in_one_model_call(pendigits, monkeypatch):
+    """A sure, wide 2 is not cut into candidate stretches: the number costs one call of the model."""
+    canvas, inks, labels = composed(pendigits, 4, 21)
+    model = digitrec.get_model("cnn")
+    calls = []
+    predict = model.predict_proba
+    monkeypatch.setattr(model, "predict_proba", lambda x: calls.append(len(x)) or predict(x))
+    reading = digitrec.read_number(canvas, "cnn")
+    assert calls == [4]
+    wide = [x1 - x0 > number.SPLIT_ASPECT * (y1 - y0) for x0, y0, x1, y1 in reading.boxes]
+    assert any(wide), "the test number must have a digit wide enough to be two"
+    assert reading.text == alone(inks, "cnn")
+
+
 def test_boxes_are_where_the_digits_are(pendigits):
     canvas, _, _ = composed(pendigits, 3, 13)
     reading = digitrec.read_number(canvas, "cnn")
