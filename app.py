@@ -559,7 +559,7 @@ PAGE_JS = """() => {
   state.edited = () => { state.edits += 1; take(); };
   state.taken_done = () => {
     state.taken = Math.max(state.taken, state.started); state.busy = false;
-    state.take_ms = performance.now() - state.since;  // read by bench.browser
+    state.taken_at = performance.now();  // read by bench.browser
     if (state.taken < state.edits) take();
   };
   state.example_done = () => { state.taken = Math.max(state.taken, state.examples.shift() ?? 0); };

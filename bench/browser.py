@@ -253,10 +253,10 @@ def one_try(page, strokes, delay_ms, is_app):
     heat_before = page.evaluate("window.__probe.answers.at(-1)?.heat ?? null")
     page.evaluate("performance.clearResourceTimings()")
     draw_with_mouse(page, on_screen(strokes, drawing_area(page)))
+    up = page.evaluate("window.__probe.ups.at(-1)")  # the pen's, before the click adds its own pointerup
     if delay_ms:
         page.wait_for_timeout(delay_ms)
     page.locator("#predict").click()
-    up = page.evaluate("window.__probe.ups.at(-1)")
     click = page.evaluate("window.__probe.clicks.at(-1)")
     answer = answer_after(page, click, before)
     result = {"delay": click - up, "label": None, "processed": None, "click_label": None, "click_heat": None}
@@ -268,7 +268,8 @@ def one_try(page, strokes, delay_ms, is_app):
         result["click_heat"] = heat["t"] - click if heat else None
         result["waited"] = page.evaluate("window.digitrec?.last_wait ?? null")
         result["copied"] = page.evaluate("window.digitrec?.copy_ms ?? null")
-        result["taken"] = page.evaluate("window.digitrec?.take_ms ?? null")
+        taken_at = page.evaluate("window.digitrec?.taken_at ?? null")
+        result["taken"] = taken_at - up if taken_at is not None and taken_at > up else None
     page.wait_for_timeout(300)  # let the downloads finish before reading their timings
     result.update(steps_after(page, click))
     return result
@@ -416,16 +417,16 @@ def format_report(results, live, args):
         f"Held-out drawings drawn with the mouse in headless Chromium, {args.tries} tries per delay "
         f"(seed {args.seed}); times in ms, p50 / p90, read in the page.",
         "",
-        "| Predict pressed after pen-up | app right | floor right | app click → label | floor click → label "
-        "| app ÷ floor (p50) | app click → heat map |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| Predict pressed after pen-up | pen-up → click, measured (p50) | app right | floor right "
+        "| app click → label | floor click → label | app ÷ floor (p50) | app click → heat map |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for delay in DELAYS_MS:
         app, floor = results[("app", delay)], results[("floor", delay)]
         a = [r["click_label"] for r in app]
         f = [r["click_label"] for r in floor]
         lines.append(
-            f"| {delay} ms | {sum(r['right'] for r in app)}/{len(app)} | {sum(r['right'] for r in floor)}/{len(floor)} "
+            f"| {delay} ms | {ms([r['delay'] for r in app + floor], 50):.0f} ms | {sum(r['right'] for r in app)}/{len(app)} | {sum(r['right'] for r in floor)}/{len(floor)} "
             f"| {ms(a, 50):.0f} / {ms(a, 90):.0f} | {ms(f, 50):.0f} / {ms(f, 90):.0f} | {ms(a, 50) / ms(f, 50):.2f} "
             f"| {ms([r['click_heat'] for r in app], 50):.0f} / {ms([r['click_heat'] for r in app], 90):.0f} |"
         )
@@ -433,7 +434,8 @@ def format_report(results, live, args):
     every_floor = [r for d in DELAYS_MS for r in results[("floor", d)]]
     a = [r["click_label"] for r in every_app]
     lines.append(
-        f"| **all delays** | {sum(r['right'] for r in every_app)}/{len(every_app)} "
+        f"| **all delays** | {ms([r['delay'] for r in every_app + every_floor], 50):.0f} ms "
+        f"| {sum(r['right'] for r in every_app)}/{len(every_app)} "
         f"| {sum(r['right'] for r in every_floor)}/{len(every_floor)} | {ms(a, 50):.0f} / {ms(a, 90):.0f} "
         f"| {floor_p50:.0f} / {ms([r['click_label'] for r in every_floor], 90):.0f} | {ms(a, 50) / floor_p50:.2f} "
         f"| {ms([r['click_heat'] for r in every_app], 50):.0f} / {ms([r['click_heat'] for r in every_app], 90):.0f} |"
@@ -458,9 +460,10 @@ def format_report(results, live, args):
         f"| {ms([r['downloaded'] for r in every_floor], 50):.0f} |",
         f"| label shown | {ms(a, 50):.0f} | {floor_p50:.0f} |",
         "",
-        "At pen-up, before any click (app, p50): the drawing copied out of the canvas in "
-        f"{ms([r.get('copied') for r in every_app], 50):.0f} ms; copied, sent and read into the session in "
-        f"{ms([r.get('taken') for r in every_app], 50):.0f} ms.",
+        "Between pen-up and click (app, p50): the drawing was copied out of the canvas in "
+        f"{ms([r.get('copied') for r in every_app], 50):.0f} ms and was in the session "
+        f"{ms([r.get('taken') for r in every_app], 50):.0f} ms after the last pen-up "
+        "(when that came before the click: a click that comes first waits for it, the first step above).",
     ]
     return "\n".join(lines)
 
