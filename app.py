@@ -40,7 +40,7 @@ from PIL import Image
 
 import digitrec
 from digitrec import api, config, feedback, feedback_sync, guard
-from digitrec.canvas import CAPTURE_SCALE, SKETCHPAD, CheckedSketchpad, check_image_file
+from digitrec.canvas import CAPTURE_SCALE, SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
 from digitrec.messages import cut
 from digitrec.preprocess import EmptyDrawingError, preprocess, preprocess_with_view, to_ink, to_uint8
@@ -292,12 +292,7 @@ def take_capture(capture, model, live, show_heat, edit, current):
     gradio version), it presses ``take`` instead.
     """
 
-    def read_capture():
-        image = api.decode_image(capture)
-        check_image_file(image)  # the upload route's limits: bytes, sides, pixels, before decoding
-        return to_ink(image)
-
-    return taken(read_capture, model, live, show_heat, edit, current)
+    return taken(lambda: to_ink(api.decode_image(capture)), model, live, show_heat, edit, current)
 
 
 def taken(read_ink, model, live, show_heat, edit, current):

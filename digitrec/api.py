@@ -28,8 +28,9 @@ _DATA_URL = re.compile(r"^data:image/[\w.+-]+(;[\w=.+-]+)*;base64,", re.IGNORECA
 def decode_image(text) -> bytes:
     """Return the image file's bytes from a base64 string or a ``data:image/...;base64,`` URL.
 
-    Raises InvalidImageError with a short message for anything else, or for text longer
-    than the largest accepted file could make, before decoding it.
+    Raises InvalidImageError with a short message for anything else, for text longer than
+    the largest accepted file could make (before decoding it), or for a file the sketchpad's
+    upload route would refuse (bytes, sides, pixels: its header only, before the image is decoded).
     """
     if not isinstance(text, str):
         raise InvalidImageError(
@@ -52,6 +53,7 @@ def decode_image(text) -> bytes:
         raise InvalidImageError("The image is not valid base64; send a base64-encoded PNG or a data URL.") from None
     if not data:
         raise InvalidImageError("The image is empty; send a base64-encoded PNG or a data URL.")
+    check_image_file(data)
     return data
 
 
@@ -72,9 +74,7 @@ def read_digit(image, model="cnn") -> dict:
     Raises EmptyDrawingError, InvalidImageError (also for a file over the sketchpad's
     limits) or UnknownModelError, each with a short message.
     """
-    data = decode_image(image)
-    check_image_file(data)
-    reading = read(data, model)
+    reading = read(decode_image(image), model)
     probabilities = [reading.probs[str(digit)] for digit in range(10)]
     digit = int(np.argmax(probabilities))
     return {
