@@ -16,11 +16,47 @@ from . import manifest as manifests
 from .manifest import sha256_of
 
 CLASSES = 10
+NOT_A_DIGIT = 10  # the label of the optional 11th output: letters, shapes, scribbles (training/nondigits.py)
 FINAL_FRACTION = 0.01  # by default the learning rate decays to 1 % of its peak
 
 
 class ChecksumError(ValueError):
     """Raised when a weights file does not match the checksum in its manifest."""
+
+
+def digits_only(probabilities) -> np.ndarray:
+    """Return the ten digits' probabilities, renormalised: a model with a "not a digit" output still answers over digits.
+
+    ``predict_proba`` keeps its contract — ten probabilities summing to one — whatever the
+    network's last layer holds; ``read``'s detector sees the 11th output's evidence in the penultimate features.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32)
+    if probabilities.shape[1] == CLASSES:
+        return probabilities
+    digits = probabilities[:, :CLASSES]
+    return digits / np.maximum(digits.sum(axis=1, keepdims=True), 1e-12)
+
+
+def check_outputs(outputs) -> int:
+    """Return ``outputs`` as an int if it is 10 (digits) or 11 (digits and "not a digit"), else raise ValueError."""
+    if int(outputs) not in (CLASSES, CLASSES + 1):
+        raise ValueError(f"outputs must be {CLASSES} (digits) or {CLASSES + 1} (digits and 'not a digit'); got {outputs}.")
+    return int(outputs)
+
+
+def head(outputs) -> str:
+    """Return the output layer's size for a description: "10", or "10 digits + not a digit"."""
+    return str(outputs) if outputs == CLASSES else f"{CLASSES} digits + not a digit"
+
+
+def check_labels(y, count, outputs) -> np.ndarray:
+    """Return labels ``y`` as int64, or raise ValueError if there are not ``count`` of them or one has no output."""
+    y = np.asarray(y, dtype=np.int64)
+    if len(y) != count:
+        raise ValueError(f"{count} images but {len(y)} labels.")
+    if len(y) and (y.min() < 0 or y.max() >= outputs):
+        raise ValueError(f"Labels must be 0–{outputs - 1} for a network with {outputs} outputs; got {y.min()}–{y.max()}.")
+    return y
 
 
 def check_batch(x) -> np.ndarray:
@@ -52,10 +88,19 @@ class Model:
         """Return a new untrained model (``config`` over the class's defaults) whose first weights come from ``seed``."""
         return cls(**config)
 
+    @property
+    def outputs(self) -> int:
+        """Return how many outputs the network has: 10 digits, or 11 with "not a digit"."""
+        return int(self.config.get("outputs", CLASSES))
+
     # -- what subclasses implement
     def predict_proba(self, x) -> np.ndarray:
         """Return (N, 10) class probabilities for images ``x`` of shape (N, 28, 28), ink = 1."""
         raise NotImplementedError
+
+    def predict_outputs(self, x) -> np.ndarray:
+        """Return (N, outputs) probabilities of every output, "not a digit" included when the network has it."""
+        return self.predict_proba(x)
 
     def features_and_proba(self, x) -> tuple[np.ndarray, np.ndarray]:
         """Return (features, probabilities) for images ``x`` (N, 28, 28) from one forward pass.
@@ -76,7 +121,7 @@ class Model:
 
     def fit(self, x, y, *, epochs, batch_size=128, learning_rate=1e-3, final_learning_rate=None, augment=None,
             seed=0, validation=None, on_epoch=None) -> list[dict]:
-        """Train on images ``x`` (N, 28, 28) and labels ``y``; return one history row per epoch.
+        """Train on images ``x`` (N, 28, 28) and labels ``y`` (0–9, or ``NOT_A_DIGIT`` with 11 outputs); return one history row per epoch.
 
         The learning rate falls along a cosine from ``learning_rate`` to ``final_learning_rate``
         (default: a hundredth of it; equal values keep it constant); ``augment(batch, rng)`` distorts each mini-batch;
@@ -87,6 +132,14 @@ class Model:
 
     def input_gradient(self, x, classes) -> np.ndarray:
         """Return d log p(class) / d x for each image of ``x`` (N, 28, 28): what moved the answer."""
+        raise NotImplementedError
+
+    def widened(self, outputs: int) -> "Model":
+        """Return a copy of this model with ``outputs`` outputs: its weights, and a new output unit at zero.
+
+        A new "not a digit" unit starts knowing nothing while every digit keeps what it
+        learnt, so fine-tuning teaches the new class without training the digits afresh.
+        """
         raise NotImplementedError
 
     def parameter_count(self) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import keras
 
+from .base import check_outputs, head
 from .keras_model import KerasModel
 
 
@@ -19,15 +20,16 @@ class KerasCNN(KerasModel):
     # the last 3 epochs without augmentation settle the members on real drawings (training/train.py)
     training_defaults = dict(epochs=30, batch_size=128, learning_rate=2e-3, clean_epochs=3)
 
-    def __init__(self, filters=(32, 64), dense_units=256, dropout=0.4, members=2):
+    def __init__(self, filters=(32, 64), dense_units=256, dropout=0.4, members=2, outputs=10):
         if int(members) < 1:
             raise ValueError(f"members must be at least 1; got {members}.")
         super().__init__(
-            filters=list(filters), dense_units=int(dense_units), dropout=float(dropout), members=int(members)
+            filters=list(filters), dense_units=int(dense_units), dropout=float(dropout), members=int(members),
+            outputs=check_outputs(outputs),
         )
 
     @staticmethod
-    def tower(x, filters, dense_units, dropout, name):
+    def tower(x, filters, dense_units, dropout, name, outputs=10):
         """Return conv-BN-ReLU ×2 → max-pool per block, then dense-BN-ReLU → dropout → softmax."""
         for width in filters:
             for _ in range(2):
@@ -41,24 +43,25 @@ class KerasCNN(KerasModel):
         x = keras.layers.BatchNormalization()(x)
         x = keras.layers.ReLU()(x)
         x = keras.layers.Dropout(dropout)(x)
-        return keras.layers.Dense(10, activation="softmax", name=name)(x)
+        return keras.layers.Dense(outputs, activation="softmax", name=name)(x)
 
     @classmethod
-    def build(cls, filters, dense_units, dropout, members=1):
+    def build(cls, filters, dense_units, dropout, members=1, outputs=10):
         """Return the network: one tower, or the average of ``members`` towers' probabilities."""
         inputs = keras.Input(shape=(28, 28), name="image")
         x = keras.layers.Reshape((28, 28, 1))(inputs)
         if members == 1:
-            return keras.Model(inputs, cls.tower(x, filters, dense_units, dropout, "probabilities"), name="cnn")
-        towers = [cls.tower(x, filters, dense_units, dropout, f"member{k}") for k in range(members)]
+            return keras.Model(inputs, cls.tower(x, filters, dense_units, dropout, "probabilities", outputs), name="cnn")
+        towers = [cls.tower(x, filters, dense_units, dropout, f"member{k}", outputs) for k in range(members)]
         outputs = keras.layers.Average(name="probabilities")(towers)
         return keras.Model(inputs, outputs, name="cnn")
 
     def training_network(self):
-        """Return a network sharing the layers whose output stacks every member's probabilities (N, members, 10)."""
+        """Return a network sharing the layers whose output stacks every member's probabilities (N, members, outputs)."""
         members = self.config["members"]
         names = ["probabilities"] if members == 1 else [f"member{k}" for k in range(members)]
-        towers = [keras.layers.Reshape((1, 10))(self.network.get_layer(name).output) for name in names]
+        outputs = self.config["outputs"]
+        towers = [keras.layers.Reshape((1, outputs))(self.network.get_layer(name).output) for name in names]
         stacked = towers[0] if members == 1 else keras.layers.Concatenate(axis=1)(towers)
         return keras.Model(self.network.input, stacked, name="cnn_members")
 
@@ -72,6 +75,6 @@ class KerasCNN(KerasModel):
 
     def describe(self):
         blocks = " → ".join(f"2×conv3×3({w})+BN+ReLU → maxpool" for w in self.config["filters"])
-        tower = f"{blocks} → dense({self.config['dense_units']})+BN+ReLU → dropout {self.config['dropout']:g} → softmax(10)"
+        tower = f"{blocks} → dense({self.config['dense_units']})+BN+ReLU → dropout {self.config['dropout']:g} → softmax({head(self.config['outputs'])})"
         members = self.config["members"]
         return tower if members == 1 else f"average of {members} networks, each {tower}"

@@ -16,7 +16,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import FINAL_FRACTION, Model, check_batch  # noqa: E402
+from .base import FINAL_FRACTION, Model, check_batch, check_labels, digits_only  # noqa: E402
 
 
 class KerasModel(Model):
@@ -63,7 +63,7 @@ class KerasModel(Model):
     def features_and_proba(self, x):
         x = check_batch(x)
         features, probabilities = self._features(tf.convert_to_tensor(x))
-        return np.asarray(features, dtype=np.float32), np.asarray(probabilities, dtype=np.float32)
+        return np.asarray(features, dtype=np.float32), digits_only(probabilities)
 
     def _log_probability_gradient(self, x, classes):
         with tf.GradientTape() as tape:
@@ -106,9 +106,7 @@ class KerasModel(Model):
         the loss is the class's ``training_loss`` (for the CNN, each member's own).
         """
         x = check_batch(x)
-        y = np.asarray(y, dtype=np.int64)
-        if len(x) != len(y):
-            raise ValueError(f"{len(x)} images but {len(y)} labels.")
+        y = check_labels(y, len(x), self.outputs)
         final_learning_rate = learning_rate * FINAL_FRACTION if final_learning_rate is None else final_learning_rate
         keras.utils.set_random_seed(seed)
         steps = int(np.ceil(len(x) / batch_size))
@@ -135,11 +133,21 @@ class KerasModel(Model):
         return [{"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items()}} for i in range(epochs)]
 
     def predict_proba(self, x):
+        return digits_only(self.predict_outputs(x))
+
+    def predict_outputs(self, x):
         x = check_batch(x)
         return np.asarray(self._forward(tf.convert_to_tensor(x)), dtype=np.float32)
 
     def parameter_count(self):
         return int(self.network.count_params())
+
+    def widened(self, outputs):
+        wider = type(self)(**{**self.config, "outputs": outputs})
+        for mine, theirs in zip(self.network.layers, wider.network.layers):
+            weights = [_widen(old, new.shape) for old, new in zip(mine.get_weights(), theirs.get_weights())]
+            theirs.set_weights(weights)
+        return wider
 
     def _save_weights(self, path: Path):
         """Save the layers' weights only: a compiled network would also save the optimizer's state (3× the size)."""
@@ -149,6 +157,16 @@ class KerasModel(Model):
 
     def _load_weights(self, path: Path):
         self.network.load_weights(str(path))
+
+
+def _widen(array, shape):
+    """Return ``array`` zero-padded along its last axis to ``shape`` (an output layer's kernel or bias)."""
+    if array.shape == tuple(shape):
+        return array
+    if array.shape[:-1] != tuple(shape[:-1]) or array.shape[-1] > shape[-1]:
+        raise ValueError(f"Cannot widen weights of shape {array.shape} to {tuple(shape)}.")
+    padding = [(0, 0)] * (array.ndim - 1) + [(0, shape[-1] - array.shape[-1])]
+    return np.pad(array, padding)
 
 
 def _floats(logs):

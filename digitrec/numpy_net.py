@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CLASSES, FINAL_FRACTION, Model, check_batch
+from .base import CLASSES, FINAL_FRACTION, Model, check_batch, check_labels, digits_only, head
 
 
 def relu(z):
@@ -38,10 +38,13 @@ class NumpyNet(Model):
     training_defaults = dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0)
 
     def __init__(self, sizes=(784, 800, 800, 10), dropout=0.2, seed=0, dtype="float32"):
-        """Create a network with layer ``sizes``, He-initialised so ReLU layers keep their scale."""
+        """Create a network with layer ``sizes``, He-initialised so ReLU layers keep their scale.
+
+        The last size is 10 (digits) or 11 (digits and "not a digit", label ``NOT_A_DIGIT``).
+        """
         sizes = [int(s) for s in sizes]
-        if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] != CLASSES:
-            raise ValueError(f"sizes must start with 784 and end with {CLASSES}; got {sizes}.")
+        if len(sizes) < 2 or sizes[0] != 784 or sizes[-1] not in (CLASSES, CLASSES + 1):
+            raise ValueError(f"sizes must start with 784 and end with {CLASSES} or {CLASSES + 1}; got {sizes}.")
         super().__init__(sizes=sizes, dropout=float(dropout), seed=int(seed), dtype=str(dtype))
         self.sizes = sizes
         self.dropout = float(dropout)
@@ -52,6 +55,10 @@ class NumpyNet(Model):
             for n_in, n_out in zip(sizes[:-1], sizes[1:])
         ]
         self.biases = [np.zeros(n_out, dtype=self.dtype) for n_out in sizes[1:]]
+
+    @property
+    def outputs(self):
+        return self.sizes[-1]
 
     @classmethod
     def fresh(cls, seed=0, **config):
@@ -66,6 +73,9 @@ class NumpyNet(Model):
         return a @ self.weights[-1].T + self.biases[-1]
 
     def predict_proba(self, x):
+        return digits_only(self.predict_outputs(x))
+
+    def predict_outputs(self, x):
         x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
         return softmax(self.feedforward(x)).astype(np.float32)
 
@@ -73,7 +83,7 @@ class NumpyNet(Model):
         """Return the last hidden layer's activations and the softmax, from one ``forward`` pass."""
         x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
         _, activations, _ = self.forward(x)
-        return activations[-2].astype(np.float32), activations[-1].astype(np.float32)
+        return activations[-2].astype(np.float32), digits_only(activations[-1])
 
     def input_gradient(self, x, classes):
         """Backpropagate d log p(class) / dz = onehot − p down to the input pixels, by hand."""
@@ -157,9 +167,7 @@ class NumpyNet(Model):
         Adam's bias-corrected ratio of the gradient's running mean to its running RMS.
         """
         x = check_batch(x)
-        y = np.asarray(y, dtype=np.int64)
-        if len(x) != len(y):
-            raise ValueError(f"{len(x)} images but {len(y)} labels.")
+        y = check_labels(y, len(x), self.outputs)
         final_learning_rate = learning_rate * FINAL_FRACTION if final_learning_rate is None else final_learning_rate
         rng = np.random.default_rng(seed)
         beta1, beta2, eps = 0.9, 0.999, 1e-8
@@ -207,6 +215,15 @@ class NumpyNet(Model):
                 on_epoch(epoch + 1, row)
         return history
 
+    def widened(self, outputs):
+        extra = outputs - self.sizes[-1]
+        if extra < 0:
+            raise ValueError(f"Cannot narrow a network of {self.sizes[-1]} outputs to {outputs}.")
+        wider = type(self)(**{**self.config, "sizes": [*self.sizes[:-1], outputs]})
+        wider.weights = [w.copy() for w in self.weights[:-1]] + [np.pad(self.weights[-1], [(0, extra), (0, 0)])]
+        wider.biases = [b.copy() for b in self.biases[:-1]] + [np.pad(self.biases[-1], [(0, extra)])]
+        return wider
+
     # ------------------------------------------------------------ description and storage
     def parameter_count(self):
         return int(sum(w.size + b.size for w, b in zip(self.weights, self.biases)))
@@ -214,7 +231,7 @@ class NumpyNet(Model):
     def describe(self):
         hidden = " → ".join(str(s) for s in self.sizes[1:-1])
         return (
-            f"784 → {hidden} → 10, fully connected, ReLU, softmax; "
+            f"784 → {hidden} → {head(self.sizes[-1])}, fully connected, ReLU, softmax; "
             f"dropout {self.dropout:g}; numpy only (backprop and Adam by hand)"
         )
 

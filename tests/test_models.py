@@ -227,3 +227,49 @@ def test_cnn_needs_at_least_one_member():
 
     with pytest.raises(ValueError, match="members"):
         KerasCNN(members=0)
+
+
+# ---------------------------------------------------------------- the 11th output, "not a digit"
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_widened_model_reads_digits_as_before_and_round_trips(model_id, images, tmp_path):
+    """A new "not a digit" output starts at zero: every digit's probability is unchanged, and the file keeps 11 outputs."""
+    model = small_model(model_id)
+    wider = model.widened(11)
+    assert (model.outputs, wider.outputs) == (10, 11)
+    assert wider.predict_outputs(images).shape == (len(images), 11)
+    # exact for one softmax; the CNN averages its members' 11 outputs before digits_only renormalises
+    np.testing.assert_allclose(wider.predict_proba(images), model.predict_proba(images), atol=1e-4)
+    loaded = type(model).load(wider.save(tmp_path))
+    assert loaded.outputs == 11
+    assert "not a digit" in loaded.describe()
+    np.testing.assert_array_equal(loaded.predict_outputs(images), wider.predict_outputs(images))
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_eleventh_output_learns_not_a_digit_and_predict_proba_stays_ten_digits(model_id):
+    """Trained on bars (a 1) against noise (not a digit), the 11th output takes the noise; predict_proba never shows it."""
+    rng = np.random.default_rng(0)
+    bars = np.zeros((200, 28, 28), np.float32)
+    bars[:, 4:24, 13:15] = 1.0
+    noise = (rng.random((200, 28, 28)) < 0.3).astype(np.float32)
+    x, y = np.concatenate([bars, noise]), np.array([1] * 200 + [10] * 200)
+    model = small_model(model_id).widened(11)
+    model.fit(x, y, epochs=20, batch_size=32, learning_rate=3e-3, seed=0)
+    fresh_noise = (rng.random((20, 28, 28)) < 0.3).astype(np.float32)
+    outputs = model.predict_outputs(np.concatenate([bars[:20], fresh_noise]))
+    assert (outputs[:20].argmax(axis=1) == 1).all()
+    assert (outputs[20:].argmax(axis=1) == 10).all()
+    digits = model.predict_proba(fresh_noise)
+    assert digits.shape == (20, 10)
+    np.testing.assert_allclose(digits.sum(axis=1), 1.0, atol=1e-5)
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_labels_without_an_output_are_refused(model_id):
+    model = small_model(model_id)
+    with pytest.raises(ValueError, match="Labels must be 0–9"):
+        model.fit(np.zeros((4, 28, 28), np.float32), [0, 1, 2, 10], epochs=1)
+    with pytest.raises(ValueError, match="11"):  # ten digits, and "not a digit": nothing else
+        model.widened(12)

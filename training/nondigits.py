@@ -175,3 +175,37 @@ def render_set(name: str, drawings, seed: int, conditions="random", distort=True
     views = np.stack([r[1] for r in rendered])
     save_cache(cache, x=x, views=views)
     return x, views
+
+
+# ---------------------------------------------------------------- the models' "not a digit" class
+
+
+SYNTHETIC_PER_COPY = 3000  # shapes, and as many scribbles, per copy: together about a quarter of the letters
+
+
+def training_non_digits(copies=1, seed=0, path=None, limit=None):
+    """Return (x, y): ``copies`` random renders of the training institutions' letters, shapes and scribbles, y = 10.
+
+    The models' 11th output ("not a digit", ``digitrec.base.NOT_A_DIGIT``) learns from these:
+    letters that look like no digit of the training institutions only (the validation and test
+    institutions' letters never), the training shape kinds (never ``TEST_SHAPES``) and
+    scribbles, drawn from seeds apart from the verdict sets', distorted and rendered as the
+    training digits are. ``limit`` keeps that many letters and a tenth as many of each synthetic kind.
+    """
+    from digitrec.base import NOT_A_DIGIT
+
+    if copies <= 0:
+        return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64)
+    letters, chars, institutions = load_letters(path)
+    index = letter_indices(chars, institutions, "train")[:limit]
+    synthetic_count = SYNTHETIC_PER_COPY if limit is None else max(1, limit // 10)
+    parts = []
+    for copy in range(copies):
+        base = 1000 + 100 * seed + copy  # the verdict sets use seeds 11–13 and 111–113
+        parts.append(render_set(f"model_letters_copy{copy}", [letters[i] for i in index], base)[0])
+        parts.append(render_set(f"model_shapes_copy{copy}", synthetic(",".join(TRAIN_SHAPES), synthetic_count, base),
+                                base)[0])
+        parts.append(render_set(f"model_scribbles_copy{copy}", synthetic("scribble", synthetic_count, base + 50),
+                                base)[0])
+    x = np.concatenate(parts)
+    return x, np.full(len(x), NOT_A_DIGIT, np.int64)

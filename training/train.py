@@ -26,11 +26,12 @@ sys.path.insert(0, str(ROOT))
 
 from training.augment import augment_batch  # noqa: E402
 from training.data import drawn_training_digits, load_mnist, unipen_training_digits  # noqa: E402
+from training.nondigits import training_non_digits  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
 from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
 from digitrec import manifest as manifests  # noqa: E402
-from digitrec.base import FINAL_FRACTION  # noqa: E402
+from digitrec.base import CLASSES, FINAL_FRACTION  # noqa: E402
 from digitrec.registry import MODEL_IDS, model_class  # noqa: E402
 
 
@@ -43,6 +44,10 @@ def parse_args(argv=None):
     parser.add_argument("--unipen", help="path of unipen_digits.npz (default: $DIGITREC_DATA or ../shared/data)")
     parser.add_argument("--unipen-copies", type=int, default=4,
                         help="random renders of each UNIPEN training-institution digit (training/unipen.py); 0: none")
+    parser.add_argument("--non-digits", type=int, default=1,
+                        help="random renders of each training-institution letter (plus shapes and scribbles) taught as "
+                        "an 11th output, 'not a digit' (training/nondigits.py: training_non_digits); 0: ten outputs")
+    parser.add_argument("--letters", help="path of unipen_letters.npz (default: $DIGITREC_DATA or ../shared/data)")
     parser.add_argument("--init", help="a saved manifest: start from these weights instead of fresh ones")
     parser.add_argument("--checkpoints", help="folder to save the model into after every epoch (a killed run "
                         "keeps its last epoch; continue with --init)")
@@ -70,9 +75,9 @@ def parse_args(argv=None):
         parser.error("--init starts one model from saved weights: give --model too")
     if args.init and args.resume:
         parser.error("--init and --resume both choose the starting weights: give one")
-    for name in ("copies", "unipen_copies", "epochs", "batch_size", "limit", "subsample", "clean_epochs"):
+    for name in ("copies", "unipen_copies", "non_digits", "epochs", "batch_size", "limit", "subsample", "clean_epochs"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name in ("copies", "unipen_copies", "clean_epochs") else 1):
+        if value is not None and value < (0 if name in ("copies", "unipen_copies", "non_digits", "clean_epochs") else 1):
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
@@ -81,13 +86,14 @@ def parse_args(argv=None):
 
 
 def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS,
-                 unipen=None, unipen_copies=0):
-    """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits, shuffled.
+                 unipen=None, unipen_copies=0, letters=None, non_digits=0):
+    """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits and non-digits, shuffled.
 
     The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``
     and ``unipen_copies`` renders of every UNIPEN digit of the training institutions (the test
-    and validation institutions never); ``limit`` keeps that many MNIST images and a quarter
-    as many drawn ones of each set (smoke tests).
+    and validation institutions never); ``non_digits`` renders of the training institutions'
+    letters, with shapes and scribbles, labelled ``NOT_A_DIGIT``; ``limit`` keeps that many
+    MNIST images and a quarter as many drawn ones of each set (smoke tests).
     """
     x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
     drawn_limit = limit // 4 if limit else None
@@ -95,15 +101,16 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
         copies, seed, pendigits, limit=drawn_limit, distort=distort, exclude=exclude
     )
     x_unipen, y_unipen = unipen_training_digits(unipen_copies, seed, unipen, limit=drawn_limit, distort=distort)
-    x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen]), np.concatenate([y_drawn, y_unipen])
+    x_other, y_other = training_non_digits(non_digits, seed, letters, limit=drawn_limit)
+    x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen, x_other]), np.concatenate([y_drawn, y_unipen, y_other])
     if limit:
         x_mnist, y_mnist = x_mnist[:limit], y_mnist[:limit]
         x_test, y_test = x_test[: max(100, limit // 4)], y_test[: max(100, limit // 4)]
     x_train = np.concatenate([x_mnist, x_drawn])
     y_train = np.concatenate([y_mnist, y_drawn])
     order = np.random.default_rng(seed).permutation(len(x_train))
-    print(f"data: {len(x_mnist)} MNIST + {len(x_drawn)} rendered drawn digits ({len(x_unipen)} of them UNIPEN), "
-          f"{len(x_test)} test", flush=True)
+    print(f"data: {len(x_mnist)} MNIST + {len(x_drawn) - len(x_other)} rendered drawn digits ({len(x_unipen)} of "
+          f"them UNIPEN) + {len(x_other)} non-digits, {len(x_test)} test", flush=True)
     return x_train[order], y_train[order], x_test, y_test
 
 
@@ -123,7 +130,11 @@ def settings_for(model_id, args):
         augmentation="none" if args.no_augment else "affine (rotation, scale, slant, shift) + elastic + thickening",
         drawn_copies=args.copies,
         stroke_distortion=not args.no_distort_strokes,
+        outputs=CLASSES + 1 if args.non_digits else CLASSES,
     )
+    if args.non_digits:
+        settings.update(non_digit_copies=args.non_digits,
+                        non_digits="letters of the training institutions, training shape kinds, scribbles")
     if args.unipen_copies:
         settings.update(unipen_copies=args.unipen_copies, unipen_institutions="all but " + ", ".join(
             TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
@@ -158,6 +169,8 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
         model = model_class(model_id).load(settings["init"], seed=settings["seed"])
     else:
         model = model_class(model_id).fresh(settings["seed"])
+    if model.outputs != settings["outputs"]:
+        model = model.widened(settings["outputs"])  # a ten-digit model learns "not a digit" as a new output
     after_epoch = None
     if settings.get("checkpoints"):
         after_epoch = lambda epoch: checkpoint(model, settings, epoch, x_test, y_test)  # noqa: E731
@@ -217,7 +230,7 @@ def main(argv=None):
     args = parse_args(argv)
     x_train, y_train, x_test, y_test = prepare_data(
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
-        unipen=args.unipen, unipen_copies=args.unipen_copies,
+        unipen=args.unipen, unipen_copies=args.unipen_copies, letters=args.letters, non_digits=args.non_digits,
     )
     if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
         x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]

@@ -48,6 +48,11 @@ def features_of(model, x, batch=500):
     return np.concatenate([p[0] for p in parts]).astype(np.float64), np.concatenate([p[1] for p in parts]).astype(np.float64)
 
 
+def own_non_digit(model, x, batch=500):
+    """Return the probability of the network's own 11th output, "not a digit", for each image of ``x``."""
+    return np.concatenate([model.predict_outputs(x[i: i + batch])[:, 10] for i in range(0, len(x), batch)])
+
+
 # ---------------------------------------------------------------- the detector: logistic regression by hand
 
 
@@ -244,6 +249,9 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
         "max softmax probability": (1 - val_p.max(axis=1), 1 - other_p.max(axis=1)),
         "Mahalanobis on features": (mahalanobis(val_f), mahalanobis(other_f)),
     }
+    if model.outputs > 10:  # the network's own "not a digit" output (training/train.py --non-digits)
+        own = lambda sets: np.concatenate([own_non_digit(model, x) for x, *_ in sets.values()])  # noqa: E731
+        methods["the network's own 'not a digit' output"] = (own(val_digits), own(val_others))
     comparison = {}
     for name, (d, o) in methods.items():
         _, caught = rejection_at(d, o)
