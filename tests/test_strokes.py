@@ -51,3 +51,31 @@ def test_distortion_is_reproducible_and_renders_as_a_digit(digits):
         assert all(np.array_equal(a, b) for a, b in zip(first, second))
         image = preprocess(render(first, Condition()))
         assert image.shape == (28, 28) and 0.05 < image.mean() < 0.5
+
+
+def test_a_slashed_zero_keeps_its_loop_and_gains_a_rising_stroke_across_it():
+    """Ø: the zero's strokes stay as drawn, and one more runs from below left to above right, through the loop."""
+    from training.data import slash_zero
+
+    strokes, labels, _ = load_pendigits()
+    zero = strokes[int(np.flatnonzero(labels == 0)[0])]
+    slashed = slash_zero(zero, np.random.default_rng(0))
+    assert len(slashed) == len(zero) + 1
+    for before, after in zip(zero, slashed):
+        np.testing.assert_array_equal(after, before)
+    low, high = box(zero)[:2], box(zero)[2:]
+    start, end = slashed[-1][0], slashed[-1][-1]
+    assert start[0] < end[0] and start[1] > end[1]  # y down: it rises to the right
+    middle = slashed[-1][len(slashed[-1]) // 2]
+    assert (low < middle).all() and (middle < high).all()  # it crosses the loop, not beside it
+
+
+def test_only_the_chosen_share_of_zeros_is_slashed():
+    from training.data import slashed_jobs
+
+    labels = np.array([0, 1, 0, 7, 0] * 400)
+    jobs = slashed_jobs([("strokes", (0, i), True) for i in range(len(labels))], labels, 0.3, seed=0)
+    flags = np.array([job[-1] for job in jobs])
+    assert not flags[labels != 0].any()
+    assert 0.25 < flags[labels == 0].mean() < 0.35
+    assert slashed_jobs(jobs[:3], labels[:3], 0.0, seed=0) == jobs[:3]  # no share: the jobs as they were

@@ -64,20 +64,48 @@ def load_mnist(path=None):
     )
 
 
+def slash_zero(strokes, rng: np.random.Generator) -> list:
+    """Return a zero's strokes with a diagonal stroke through it: Ø, as much of Europe and IBM's writers write zero.
+
+    The UNIPEN test and validation institutions slash their zeros; the training writers
+    hardly do, so a model reads Ø as 8, 6 or 4 — or as no digit at all. The slash runs from
+    below left to above right (y down), past the loop by a random overhang, at a random slope.
+    """
+    points = np.concatenate(strokes)
+    low, high = points.min(axis=0), points.max(axis=0)
+    size = np.maximum(high - low, 1.0)
+    overhang = rng.uniform(0.0, 0.25, 2)
+    start = low + size * [rng.uniform(-0.25, 0.2) - overhang[0], 1.0 + overhang[1] * 0.8]
+    end = low + size * [rng.uniform(0.8, 1.25) + overhang[0], rng.uniform(-0.05, 0.2) - overhang[1]]
+    slash = np.linspace(start, end, 12) + rng.normal(0.0, 0.01, (12, 2)) * size
+    return [*strokes, slash.astype(np.float32)]
+
+
 def _render_one(job):
-    strokes, seed, distort = job
+    strokes, seed, distort, *slashed = job
     rng = np.random.default_rng(seed)
     condition = random_condition(rng)
     if distort:
         strokes = distort_strokes(strokes, rng)
+    if slashed and slashed[0]:
+        strokes = slash_zero(strokes, rng)
     return preprocess(render(strokes, condition))
 
 
+def slashed_jobs(jobs, labels, share, seed):
+    """Return ``jobs`` with a slash flag: ``share`` of the zeros (chosen from ``seed``) are drawn as Ø."""
+    if not share:
+        return jobs
+    chosen = np.random.default_rng((seed, 2)).random(len(jobs)) < share
+    return [(*job, bool(label == 0 and pick)) for job, label, pick in zip(jobs, labels, chosen)]
+
+
 def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True,
-                          exclude=HELD_OUT_WRITERS):
+                          exclude=HELD_OUT_WRITERS, slashed=0.0):
     """Return (x, y): ``copies`` random renders of every digit by the writers not in ``exclude``.
 
-    With ``distort``, each render's strokes first go through ``distort_strokes``.
+    With ``distort``, each render's strokes first go through ``distort_strokes``; ``slashed``
+    of the zeros get a slash (``slash_zero``).
     """
     if copies <= 0:
         return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64)
@@ -87,13 +115,14 @@ def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=Non
         keep = keep[:limit]
     excluded = "" if tuple(exclude) == HELD_OUT_WRITERS else "_without" + "-".join(map(str, exclude))
     distorted = "_distort" if distort else ""
-    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{distorted}{excluded}_{code_key()}.npz"
+    slash = f"_slashed{slashed:g}" if slashed else ""
+    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{distorted}{excluded}{slash}_{code_key()}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]
     jobs = [(digits[i], (seed, copy, int(i)), distort) for copy in range(copies) for i in keep]
     y = np.array([labels[i] for _, (_, _, i), _ in jobs], dtype=np.int64)
-    return _render_and_cache(jobs, y, cache, processes)
+    return _render_and_cache(slashed_jobs(jobs, y, slashed, seed), y, cache, processes)
 
 
 def _render_and_cache(jobs, y, cache, processes=None):
@@ -121,7 +150,7 @@ def save_cache(cache: Path, **arrays) -> None:
     os.replace(partial, cache)
 
 
-def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True):
+def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True, slashed=0.0):
     """Return (x, y): ``copies`` random renders of every UNIPEN digit of the training institutions.
 
     Rendered, distorted and preprocessed exactly as the pendigits training writers are, so the
@@ -136,11 +165,12 @@ def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=No
         keep = keep[:limit]
     held = "-".join(TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS)
     distorted = "_distort" if distort else ""
-    cache = CACHE / f"unipen_seed{seed}_copies{copies}_n{len(keep)}{distorted}_without-{held}_{code_key(unipen)}.npz"
+    slash = f"_slashed{slashed:g}" if slashed else ""
+    cache = CACHE / f"unipen_seed{seed}_copies{copies}_n{len(keep)}{distorted}_without-{held}{slash}_{code_key(unipen)}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]
     # The trailing 1 keeps these seeds apart from pendigits' (seed, copy, index) ones.
     jobs = [(digits[i], (seed, copy, int(i), 1), distort) for copy in range(copies) for i in keep]
     y = labels[[i for _ in range(copies) for i in keep]].astype(np.int64)
-    return _render_and_cache(jobs, y, cache, processes)
+    return _render_and_cache(slashed_jobs(jobs, y, slashed, seed), y, cache, processes)
