@@ -37,6 +37,14 @@ def digits_only(probabilities) -> np.ndarray:
     return digits / np.maximum(digits.sum(axis=1, keepdims=True), 1e-12)
 
 
+def with_own_verdict(features, outputs):
+    """Return (features, ten digits' probabilities): the 11th output's probability, if any, appended to the features."""
+    features, outputs = np.asarray(features, dtype=np.float32), np.asarray(outputs, dtype=np.float32)
+    if outputs.shape[1] > CLASSES:
+        features = np.concatenate([features, outputs[:, CLASSES:]], axis=1)
+    return features, digits_only(outputs)
+
+
 def check_outputs(outputs) -> int:
     """Return ``outputs`` as an int if it is 10 (digits) or 11 (digits and "not a digit"), else raise ValueError."""
     if int(outputs) not in (CLASSES, CLASSES + 1):
@@ -106,7 +114,8 @@ class Model:
         """Return (features, probabilities) for images ``x`` (N, 28, 28) from one forward pass.
 
         ``features`` (N, F) are what the output layer reads (the last hidden layer's activations),
-        so a reader can judge from the same pass whether the drawing looks like a digit at all.
+        so a reader can judge from the same pass whether the drawing looks like a digit at all;
+        a network with a "not a digit" output adds that output's probability as the last column.
         A model that does not say returns no features (N, 0): it still reads digits (and
         "several"), without "not a digit" or "not sure", since no verdict file can fit it.
         """

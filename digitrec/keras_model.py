@@ -16,7 +16,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from .base import FINAL_FRACTION, Model, check_batch, check_labels, digits_only  # noqa: E402
+from .base import FINAL_FRACTION, Model, check_batch, check_labels, digits_only, with_own_verdict  # noqa: E402
 
 
 class KerasModel(Model):
@@ -62,8 +62,7 @@ class KerasModel(Model):
 
     def features_and_proba(self, x):
         x = check_batch(x)
-        features, probabilities = self._features(tf.convert_to_tensor(x))
-        return np.asarray(features, dtype=np.float32), digits_only(probabilities)
+        return with_own_verdict(*self._features(tf.convert_to_tensor(x)))
 
     def _log_probability_gradient(self, x, classes):
         with tf.GradientTape() as tape:

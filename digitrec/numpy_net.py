@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import CLASSES, FINAL_FRACTION, Model, check_batch, check_labels, digits_only, head
+from .base import CLASSES, FINAL_FRACTION, Model, check_batch, check_labels, digits_only, head, with_own_verdict
 
 
 def relu(z):
@@ -80,10 +80,10 @@ class NumpyNet(Model):
         return softmax(self.feedforward(x)).astype(np.float32)
 
     def features_and_proba(self, x):
-        """Return the last hidden layer's activations and the softmax, from one ``forward`` pass."""
+        """Return the last hidden layer's activations (and "not a digit") and the softmax, from one ``forward`` pass."""
         x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
         _, activations, _ = self.forward(x)
-        return activations[-2].astype(np.float32), digits_only(activations[-1])
+        return with_own_verdict(activations[-2], activations[-1])
 
     def input_gradient(self, x, classes):
         """Backpropagate d log p(class) / dz = onehot − p down to the input pixels, by hand."""

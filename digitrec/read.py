@@ -7,9 +7,11 @@ scribble too, often at 100 %. ``read`` adds three answers, all from the one forw
 - "several": the ink falls into two or more digit-sized parts side by side (``count_parts``:
   connected components of the ink, grouped when they overlap horizontally, so the bar of a 4,
   5 or 7 drawn as a second stroke stays with its digit);
-- "not_a_digit": a small network (one ReLU layer of 64, sigmoid output) on the model's own
-  penultimate features, fitted on drawn digits against letters, shapes and scribbles
-  (``training/verdicts.py``), says the drawing is not a digit;
+- "not_a_digit": the network's own "not a digit" output (models trained with an 11th class,
+  ``training/train.py --non-digits``), or for a ten-output network a small network (one ReLU
+  layer of 64, sigmoid output) on its penultimate features fitted on drawn digits against
+  letters, shapes and scribbles — whichever rejected more on validation (``training/verdicts.py``) —
+  says the drawing is not a digit;
 - "unsure": the top probability, calibrated by the model's temperature, is below a threshold
   chosen on validation drawings; ``candidates`` are the digits it hesitates between.
 
@@ -121,9 +123,11 @@ def calibrate(probs, temperature):
 class Verdicts:
     """A model's non-digit detector, temperature and thresholds, fitted on validation drawings.
 
-    The detector reads standardised penultimate features, a = (features − mean) / scale,
-    through ``layers`` [(w, b), …] (w of shape (n_out, n_in)): ReLU between layers, and
-    p(not a digit) = σ(z) of the last one's single output. One layer is a logistic regression.
+    ``detector`` "output": p(not a digit) is the network's own 11th output, the last column of
+    its features (``Model.features_and_proba``). ``detector`` "features": the detector reads
+    standardised penultimate features, a = (features − mean) / scale, through ``layers``
+    [(w, b), …] (w of shape (n_out, n_in)): ReLU between layers, and p(not a digit) = σ(z) of
+    the last one's single output. One layer is a logistic regression.
     """
 
     model_id: str
@@ -135,9 +139,12 @@ class Verdicts:
     scale: np.ndarray
     layers: list
     description: dict = dataclasses.field(default_factory=dict)  # fitted on, metrics, …
+    detector: str = "features"  # or "output": the network's own "not a digit" output
 
     def non_digit_probability(self, features) -> np.ndarray:
-        """Return p(not a digit) for each row of penultimate ``features``."""
+        """Return p(not a digit) for each row of ``features`` (``Model.features_and_proba``)."""
+        if self.detector == "output":
+            return np.asarray(features, np.float64)[:, -1]
         a = (np.asarray(features, np.float64) - self.mean) / self.scale
         for i, (w, b) in enumerate(self.layers):
             z = a @ w.T + b
@@ -175,6 +182,7 @@ class Verdicts:
             "params_file": params.name,
             "params_sha256": sha256_of(params),
             "layers": len(self.layers),
+            "detector": self.detector,
             "description": self.description,
         }
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -192,6 +200,8 @@ class Verdicts:
         params = path.parent / document["params_file"]
         if sha256_of(params) != document["params_sha256"]:
             raise ValueError(f"{params.name}: the detector's parameters do not match the checksum in {path.name}.")
+        if document.get("detector", "features") not in ("features", "output"):
+            raise ValueError(f"{path}: unknown detector {document['detector']!r}.")
         with np.load(params) as arrays:
             mean, scale = arrays["mean"].astype(np.float64), arrays["scale"].astype(np.float64)
             layers = [(arrays[f"w{i}"].astype(np.float64), arrays[f"b{i}"].astype(np.float64))
@@ -200,7 +210,7 @@ class Verdicts:
             model_id=document["model_id"], weights_sha256=document["weights_sha256"],
             temperature=float(document["temperature"]), reject_threshold=float(document["reject_threshold"]),
             unsure_threshold=float(document["unsure_threshold"]), mean=mean, scale=scale, layers=layers,
-            description=document.get("description", {}),
+            description=document.get("description", {}), detector=document.get("detector", "features"),
         )
 
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 import logging
 
+import dataclasses
+import json
 import numpy as np
 import pytest
 from PIL import Image
@@ -138,6 +140,25 @@ def test_verdict_file_round_trip(tmp_path):
     assert np.allclose(loaded.non_digit_probability(features), verdicts.non_digit_probability(features), atol=1e-5)
     assert (loaded.temperature, loaded.reject_threshold, loaded.unsure_threshold) == (1.5, 0.7, 0.6)
     assert loaded.description == {"fitted_on": "test"}
+
+
+def test_own_output_detector_reads_the_networks_not_a_digit_output_and_round_trips(tmp_path):
+    """detector "output": p(not a digit) is the 11th output, which features_and_proba puts last in the features."""
+    from digitrec.numpy_net import NumpyNet
+
+    model = NumpyNet(sizes=(784, 16, 11), seed=0)
+    x = np.random.default_rng(2).random((6, 28, 28)).astype(np.float32)
+    features, probs = model.features_and_proba(x)
+    assert features.shape == (6, 17) and probs.shape == (6, 10)
+    verdicts = dataclasses.replace(small_verdicts(), detector="output", layers=[])
+    loaded = Verdicts.load(verdicts.save(verdict_path(tmp_path, "numpy")))
+    assert loaded.detector == "output"
+    np.testing.assert_allclose(loaded.non_digit_probability(features), model.predict_outputs(x)[:, 10], atol=1e-6)
+    document = json.loads(verdict_path(tmp_path, "numpy").read_text())
+    document["detector"] = "oracle"
+    verdict_path(tmp_path, "numpy").write_text(json.dumps(document))
+    with pytest.raises(ValueError, match="unknown detector"):
+        Verdicts.load(verdict_path(tmp_path, "numpy"))
 
 
 def test_verdict_file_with_changed_params_is_refused(tmp_path):

@@ -5,10 +5,12 @@
 
 For every model, on its own penultimate features (``Model.features_and_proba``):
 
-- the detector is a small network written here in numpy — one ReLU layer of ``HIDDEN``, a
-  sigmoid output — trained by mini-batch Adam on the class-balanced cross-entropy + L2
-  (outlier exposure: drawn digits against letters, shapes and scribbles of the training
-  split, ``training/verdict_sets.py``);
+- the detector is the network's own "not a digit" output (a model trained with an 11th class,
+  ``training/train.py --non-digits``) or a small network written here in numpy — one ReLU
+  layer of ``HIDDEN``, a sigmoid output — trained by mini-batch Adam on the class-balanced
+  cross-entropy + L2 (outlier exposure: drawn digits against letters, shapes and scribbles of
+  the training split, ``training/verdict_sets.py``), whichever rejects more validation
+  non-digits at ``MAX_FALSE_REJECTION``;
 - the temperature minimises the negative log-likelihood of the validation digits;
 - the rejection threshold lets through all but ``MAX_FALSE_REJECTION`` of the validation digits
   and all but ``MAX_LOST_RIGHT`` of those the model reads right (so accuracy hardly moves);
@@ -23,6 +25,7 @@ covariance, nearest class mean). Everything is written with the weights' SHA-256
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import time
 
@@ -46,11 +49,6 @@ def features_of(model, x, batch=500):
     """Return (features, probabilities) of ``x`` read in batches."""
     parts = [model.features_and_proba(x[i: i + batch]) for i in range(0, len(x), batch)]
     return np.concatenate([p[0] for p in parts]).astype(np.float64), np.concatenate([p[1] for p in parts]).astype(np.float64)
-
-
-def own_non_digit(model, x, batch=500):
-    """Return the probability of the network's own 11th output, "not a digit", for each image of ``x``."""
-    return np.concatenate([model.predict_outputs(x[i: i + batch])[:, 10] for i in range(0, len(x), batch)])
 
 
 # ---------------------------------------------------------------- the detector: logistic regression by hand
@@ -232,7 +230,12 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
 
     temperature = fit_temperature(val_p, val_y)
     detector = Verdicts(model_id, model.manifest["sha256"], temperature, 1.0, 0.0, mean, scale, layers)
-    digit_scores = detector.non_digit_probability(val_f)
+    candidates = {"features": (detector.non_digit_probability(val_f), detector.non_digit_probability(other_f))}
+    if model.outputs > 10:  # the network's own "not a digit" output (training/train.py --non-digits)
+        own = dataclasses.replace(detector, detector="output")
+        candidates["output"] = (own.non_digit_probability(val_f), own.non_digit_probability(other_f))
+    detector.detector = max(candidates, key=lambda kind: rejection_at(*candidates[kind])[1])  # chosen on validation
+    digit_scores = candidates[detector.detector][0]
     right = val_p.argmax(axis=1) == val_y
     reject = max(float(np.quantile(digit_scores, 1 - MAX_FALSE_REJECTION)),
                  float(np.quantile(digit_scores[right], 1 - MAX_LOST_RIGHT)))
@@ -243,15 +246,15 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
 
     # the alternatives, at the same 0.5 % false rejection of validation digits
     mahalanobis = mahalanobis_scorer(f_digits, np.concatenate([y for _, _, y, _ in train_digits.values()]))
+    chosen = {kind: " (chosen)" if kind == detector.detector else "" for kind in ("features", "output")}
     methods = {
-        f"network on features, {HIDDEN} ReLU units (chosen)": (digit_scores, detector.non_digit_probability(other_f)),
+        f"network on features, {HIDDEN} ReLU units{chosen['features']}": candidates["features"],
         "logistic regression on features": (regression.non_digit_probability(val_f), regression.non_digit_probability(other_f)),
         "max softmax probability": (1 - val_p.max(axis=1), 1 - other_p.max(axis=1)),
         "Mahalanobis on features": (mahalanobis(val_f), mahalanobis(other_f)),
     }
-    if model.outputs > 10:  # the network's own "not a digit" output (training/train.py --non-digits)
-        own = lambda sets: np.concatenate([own_non_digit(model, x) for x, *_ in sets.values()])  # noqa: E731
-        methods["the network's own 'not a digit' output"] = (own(val_digits), own(val_others))
+    if "output" in candidates:
+        methods[f"the network's own 'not a digit' output{chosen['output']}"] = candidates["output"]
     comparison = {}
     for name, (d, o) in methods.items():
         _, caught = rejection_at(d, o)
@@ -274,7 +277,8 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
         "fitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": f"python -m training.verdicts --model {model_id}",
         "weights_file": model.manifest["weights_file"],
-        "detector": f"{f_digits.shape[1]} features the output layer reads, standardised → {HIDDEN} ReLU → sigmoid; "
+        "detector": "the network's own 'not a digit' output" if detector.detector == "output" else
+                    f"{f_digits.shape[1]} features the output layer reads, standardised → {HIDDEN} ReLU → sigmoid; "
                     f"mini-batch Adam, {EPOCHS} epochs, L2 {L2:g}, classes weighted equally",
         "fitted_on": {"digits": {k: len(v[0]) for k, v in train_digits.items()},
                       "non_digits": {k: len(v[0]) for k, v in train_others.items()}},
