@@ -75,7 +75,9 @@ def test_training_entry_trains_and_saves_it(toy, tmp_path):
 
     assert train.parse_args(["--model", "toy"]).model == "toy"
     out = tmp_path / "trained"
-    train.main(["--model", "toy", "--limit", "200", "--copies", "1", "--seed", "1", "--out", str(out)])
+    with pytest.raises(ValueError, match="--non-digits 0"):  # it has no widened(): ten outputs only
+        train.main(["--model", "toy", "--limit", "200", "--copies", "1", "--seed", "1", "--out", str(out)])
+    train.main(["--model", "toy", "--limit", "200", "--copies", "1", "--seed", "1", "--non-digits", "0", "--out", str(out)])
     manifest = digitrec.manifest.read(out / "toy.json")
     assert manifest["training"]["epochs"] == ToyModel.training_defaults["epochs"]
     assert manifest["training"]["learning_rate"] == ToyModel.training_defaults["learning_rate"]

@@ -177,7 +177,11 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
     else:
         model = model_class(model_id).fresh(settings["seed"])
     if model.outputs != settings["outputs"]:
-        model = model.widened(settings["outputs"])  # a ten-digit model learns "not a digit" as a new output
+        try:
+            model = model.widened(settings["outputs"])  # a ten-digit model learns "not a digit" as a new output
+        except NotImplementedError:
+            raise ValueError(f"{model_id} cannot add a 'not a digit' output (no widened()): train it with "
+                             "--non-digits 0") from None
     after_epoch = None
     if settings.get("checkpoints"):
         after_epoch = lambda epoch: checkpoint(model, settings, epoch, x_test, y_test)  # noqa: E731
