@@ -122,7 +122,7 @@ def read_number(image, model_id: str = "cnn") -> NumberReading:
     boxes = [
         (x0 * factor, y0 * factor, min(x1 * factor, width), min(y1 * factor, height)) for x0, y0, x1, y1 in found.boxes
     ]
-    digits = [reading(p, to_uint8(x)) for p, x in zip(found.probs, found.processed)]
+    digits = [reading(p / p.sum(), to_uint8(x)) for p, x in zip(found.probs, found.processed)]
     return NumberReading("".join(d.symbol for d in digits), digits, boxes, [to_uint8(1.0 - c) for c in found.crops])
 
 
@@ -154,9 +154,13 @@ def reading(p: np.ndarray, processed: np.ndarray) -> DigitReading:
 
 
 def _probabilities(x: np.ndarray, model_id: str) -> np.ndarray:
-    """Return (N, 10) probabilities for N preprocessed images, in one call of the model."""
-    p = np.asarray(get_model(model_id).predict_proba(np.asarray(x, np.float32)), dtype=np.float64)
-    return p / p.sum(axis=1, keepdims=True)
+    """Return (N, 10) digit probabilities for N preprocessed images, in one call of the model.
+
+    They are the digits' shares of all the model's outputs, not renormalised: for a model
+    with a "not a digit" output, a fragment cut off a digit scores low for every digit, so a
+    cut that leaves fragments loses to one that leaves digits (``hypothesis_score``).
+    """
+    return np.asarray(get_model(model_id).predict_outputs(np.asarray(x, np.float32)), dtype=np.float64)[:, :10]
 
 
 # ---------------------------------------------------------------- pieces of ink
