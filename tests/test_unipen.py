@@ -88,8 +88,10 @@ def test_training_can_start_from_saved_weights_and_keeps_every_epoch(tmp_path):
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "(50 of them UNIPEN)" in result.stdout
     trained = NumpyNet.load(tmp_path / "out" / "numpy.json")
+    assert trained.outputs == 11  # --non-digits (default 1) widened the ten-output start
     for before, after in zip(start.weights, trained.weights):
-        np.testing.assert_allclose(after, before, atol=1e-6)
+        np.testing.assert_allclose(after[: len(before)], before, atol=1e-6)
+    np.testing.assert_allclose(trained.weights[-1][10], 0.0, atol=1e-6)  # the new output starts at zero
     training = read_manifest(tmp_path / "out" / "numpy.json")["training"]
     assert training["init"] == str(start_manifest) and training["init_training"] == {"epochs": 0}
     assert training["unipen_copies"] == 1
