@@ -92,12 +92,16 @@ def peak(pid) -> float:
 
 
 def du(folder: Path) -> tuple[int, int]:
-    """Return (bytes, inodes) under a folder."""
+    """Return (bytes, inodes) under a folder, skipping what the server deletes while we walk it."""
     size = count = 0
-    for path in folder.rglob("*"):
-        count += 1
-        if path.is_file():
-            size += path.stat().st_size
+    for directory, folders, files in os.walk(folder):  # os.walk ignores folders that vanish mid-walk
+        count += len(folders)
+        for name in files:
+            try:
+                size += os.stat(os.path.join(directory, name)).st_size
+            except FileNotFoundError:  # the server's cache pruning runs concurrently with this walk
+                continue
+            count += 1
     return size, count
 
 
