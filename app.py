@@ -509,23 +509,39 @@ feedback_sync.start_sync(STORE)
 # after Clear (which puts it down), so the next drag draws instead of selecting text.
 PAGE_JS = """() => {
   const state = window.digitrec = {edits: 0, taken: 0, started: 0, busy: false, since: 0};
-  const take = () => {
+  const take = (now = false) => {
     if (state.busy && performance.now() - state.since < 20000) return;
     state.busy = true; state.since = performance.now(); state.started = state.edits;
-    setTimeout(() => {  // after the editor's own pointerup has put the stroke on the canvas
+    const copy = () => {
       const start = performance.now();
       state.png = state.capture();
       state.copy_ms = performance.now() - start;  // read by bench.browser
       document.querySelector(state.png ? '#take-capture' : '#take')?.click();
-    }, 20);
+    };
+    // A stroke is on the layer once the editor's pointerup (on window, before ours) returns:
+    // copy it now, ahead of the frames the browser paints next. A button (Undo, Clear) acts
+    // on its click, after the pointerup: wait for it.
+    if (now) copy(); else setTimeout(copy, 20);
+  };
+  // The editor's pixi application drawing in #sketch (collected by HEAD's script), or undefined.
+  state.app = () => {
+    const sketch = document.querySelector('#sketch');
+    return (window.__digitrec_apps || []).find((candidate) => sketch && sketch.contains(candidate.canvas));
+  };
+  // The editor repaints its whole canvas every frame for half a second after each pointer
+  // event; without a GPU each repaint costs the page ~0.1 s. Once the frame showing the
+  // finished stroke is painted there is nothing left to draw: stop the loop (the editor
+  // restarts it on the next pointer event, as it does after its own half second).
+  const rest = () => {
+    const app = state.app();
+    if (app?.ticker?.started) requestAnimationFrame(() => app.ticker.stop());
   };
   // Copy the drawing out of the editor's canvas as one small PNG (what gradio's export does
   // three times at full size): the pixi application holding #sketch (collected by HEAD's
   // script), its image container, read back at CAPTURE_SCALE. null if anything differs.
   state.capture = () => {
     try {
-      const sketch = document.querySelector('#sketch');
-      const app = (window.__digitrec_apps || []).find((candidate) => sketch && sketch.contains(candidate.canvas));
+      const app = state.app();
       const image = app?.stage?.children.find((child) => child.sortableChildren && child.eventMode === 'static');
       if (!image) return null;
       const Rectangle = image.getLocalBounds().rectangle.constructor;
@@ -551,7 +567,7 @@ PAGE_JS = """() => {
   };
   state.examples = [];
   state.example = () => { state.edits += 1; state.examples.push(state.edits); return state.edits; };
-  state.edited = () => { state.edits += 1; take(); };
+  state.edited = (now = false) => { state.edits += 1; take(now); };
   state.taken_done = () => {
     state.taken = Math.max(state.taken, state.started); state.busy = false;
     state.taken_at = performance.now();  // read by bench.browser
@@ -567,11 +583,16 @@ PAGE_JS = """() => {
   };
   state.pick_brush = () => setTimeout(
     () => document.querySelector('#sketch button[aria-label="Brush"]')?.click(), 300);
-  let drawing = false;
+  let drawing = false, stroke = false;
   document.addEventListener('pointerdown', (event) => {
     drawing = Boolean(event.target.closest && event.target.closest('#sketch'));
+    stroke = drawing && event.target === state.app()?.canvas;
   }, true);
-  document.addEventListener('pointerup', () => { if (drawing) { drawing = false; state.edited(); } }, true);
+  document.addEventListener('pointerup', () => {
+    if (!drawing) return;
+    drawing = false; state.edited(stroke);
+    if (stroke) rest();
+  }, true);
   document.addEventListener('pointercancel', () => { if (drawing) { drawing = false; state.edited(); } }, true);
   document.addEventListener('keyup', (event) => {  // the editor's keyboard undo and redo
     if ((event.ctrlKey || event.metaKey) && 'zy'.includes(event.key.toLowerCase())) state.edited();

@@ -89,6 +89,14 @@ def test_feedback_is_stored_validated_and_never_served(client, app_url, app_data
     import urllib.error
     import urllib.request
 
+    def stored_rows():  # the app is shared by the session: other tests (the browser's ✓ Yes) store too
+        databases = list(app_data_dir.rglob("*.sqlite3"))
+        if not databases:
+            return []
+        with sqlite3.connect(databases[0]) as db:
+            return db.execute("SELECT label, model, drawing FROM corrections ORDER BY rowid").fetchall()
+
+    before = stored_rows()
     path = tmp_path / "five.png"
     Image.fromarray(one_per_label[5]).save(path)
     message = client.predict(sketch_of(path), "dense", 5, api_name="/feedback")
@@ -96,8 +104,7 @@ def test_feedback_is_stored_validated_and_never_served(client, app_url, app_data
     for bad in (11, -1, "seven", None, 2.5):
         with pytest.raises(AppError, match="0 to 9"):
             client.predict(sketch_of(path), "dense", bad, api_name="/feedback")
-    with sqlite3.connect(next(app_data_dir.rglob("*.sqlite*"))) as db:
-        rows = db.execute("SELECT label, model, drawing FROM corrections").fetchall()
+    rows = stored_rows()[len(before):]
     assert [(r[0], r[1]) for r in rows] == [(5, "dense")]
     stored = next(p for p in app_data_dir.rglob("*.png"))
     for url in (f"{app_url}gradio_api/file={stored}", f"{app_url}file={stored}"):
