@@ -24,11 +24,20 @@ tool ``read_digit`` (``launch(mcp_server=True)``, at ``/gradio_api/mcp/``).
 
 from __future__ import annotations
 
+import os
+
+# One thread per model call, set before numpy and TensorFlow load (a deployer's own value
+# wins): their pools, a thread per core each, compete on a Space's two cores and make every
+# call slower and unsteady, while DIGITREC_CONCURRENCY calls already use one core each
+# (python -m bench.serve --spread; docs/speed.md).
+SERVING_THREADS = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
+for variable in SERVING_THREADS:
+    os.environ.setdefault(variable, "1")
+
 import functools
 import hashlib
 import io
 import logging
-import os
 import tempfile
 import threading
 from pathlib import Path

@@ -2,10 +2,15 @@
 
     python -m bench.serve            # prints the tables (a few minutes on 2 cores)
     python -m bench.serve --quick    # fewer requests, for a smoke run
+    python -m bench.serve --spread   # only the models interleaved, across runs, thread pools and load
     DIGITREC_CONCURRENCY=4 python -m bench.serve --quick   # try another queue concurrency
 
 Everything is measured in one run on this machine, medians and ratios first:
 - in-process: ``digitrec.predict`` on 800×800 held-out drawings, p50/p99 per model;
+- interleaved: the three models in turn on each drawing (as visitors switching models use
+  them), in fresh processes run after run, with the libraries' own thread pools or one
+  thread each, on an idle machine and beside a process keeping one core busy: the median
+  p50 across runs and its spread (min–max);
 - HTTP: the real app (``app.py``) on 127.0.0.1 through ``gradio_client``, serially and with
   8 and 32 concurrent clients (one Client per thread), next to ``/noop`` — an endpoint with
   the same Sketchpad input that does nothing — as the framework's floor, and ``/read_digit``
@@ -19,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import json
 import os
 import statistics
 import subprocess
@@ -86,6 +92,77 @@ def in_process(canvases, repeats):
         times.append(time.perf_counter() - started)
     rows.append(("(preprocessing alone)", percentile(times, 50), percentile(times, 99)))
     return rows
+
+
+# The libraries' thread pools: TensorFlow's (intra- and inter-op) and OpenBLAS's (numpy's
+# matrix products) each start one thread per core, and on two cores they compete.
+# app.py serves with one thread each (its SERVING_THREADS); every run starts from none of them set.
+UNSET = {variable: None for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
+                                         "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+THREAD_SETTINGS = {
+    "the libraries' own": {},
+    "TensorFlow one thread": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
+    "OpenBLAS one thread": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
+    "one thread each (app.py)": {variable: "1" for variable in UNSET},
+}
+HOG = "import time\nend = time.time() + 600\nwhile time.time() < end:\n    pass\n"  # one busy core, stops by itself
+
+
+def interleaved(canvases, rounds):
+    """Time every model in turn on each drawing; return {model: p50 ms}.
+
+    Visitors switch models between drawings, so each call follows another model's: the
+    caches and thread pools a model left warm are another's by the next call.
+    """
+    for model_id in digitrec.MODEL_IDS:
+        digitrec.predict(canvases[0], model_id)
+    times = {model_id: [] for model_id in digitrec.MODEL_IDS}
+    for i in range(rounds):
+        for model_id in digitrec.MODEL_IDS:
+            started = time.perf_counter()
+            digitrec.predict(canvases[i % len(canvases)], model_id)
+            times[model_id].append(time.perf_counter() - started)
+    return {model_id: percentile(values, 50) for model_id, values in times.items()}
+
+
+def environment(setting):
+    """Return this process's environment with the thread variables replaced by ``setting``'s."""
+    merged = {key: value for key, value in os.environ.items() if key not in UNSET}
+    return merged | setting
+
+
+def spread(runs, rounds):
+    """Run ``interleaved`` in ``runs`` fresh processes per thread setting, idle and beside a busy core."""
+    rows = []
+    for setting, env in THREAD_SETTINGS.items():
+        for busy in (False, True):
+            p50s = {model_id: [] for model_id in digitrec.MODEL_IDS}
+            for _ in range(runs):
+                hog = subprocess.Popen([sys.executable, "-c", HOG]) if busy else None
+                try:
+                    done = subprocess.run(
+                        [sys.executable, "-m", "bench.serve", "--interleaved-run", str(rounds)], cwd=ROOT,
+                        env=environment(env), capture_output=True, text=True, timeout=600, check=True,
+                    )
+                finally:
+                    if hog:
+                        hog.kill()
+                        hog.wait()
+                for model_id, p50 in json.loads(done.stdout.strip().splitlines()[-1]).items():
+                    p50s[model_id].append(p50)
+            rows.append((setting, busy, p50s))
+    return rows
+
+
+def print_spread(rows, runs, rounds):
+    print(f"## In-process, the models interleaved: p50 ms per run, {runs} fresh processes per row, {rounds} rounds each\n")
+    print("median of the runs' p50s (min–max across runs)\n")
+    print("| thread pools | other load | " + " | ".join(digitrec.MODEL_IDS) + " |")
+    print("| --- | --- | " + " | ".join("---:" for _ in digitrec.MODEL_IDS) + " |")
+    for setting, busy, p50s in rows:
+        cells = [f"{statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f})" for v in p50s.values()]
+        print(f"| {setting} | {'one core busy' if busy else 'none'} | " + " | ".join(cells) + " |", flush=True)
+    print()
 
 
 def free_port() -> int:
@@ -190,9 +267,18 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--serve", type=int, metavar="PORT", help="(internal) serve the app with /noop")
     parser.add_argument("--quick", action="store_true", help="fewer requests")
+    parser.add_argument("--spread", action="store_true", help="only the interleaved in-process timings")
+    parser.add_argument("--interleaved-run", type=int, metavar="ROUNDS", help="(internal) one interleaved run, as JSON")
     args = parser.parse_args(argv)
     if args.serve:
         serve(args.serve)
+        return
+    if args.interleaved_run:
+        print(json.dumps(interleaved(drawings(20)[0], args.interleaved_run)))
+        return
+    runs, rounds = (2, 50) if args.quick else (5, 200)
+    if args.spread:
+        print_spread(spread(runs, rounds), runs, rounds)
         return
     serial_n, concurrent_n, memory_n = (30, 60, 400) if args.quick else (150, 300, 4000)
 
@@ -207,6 +293,8 @@ def main(argv=None):
     print("| model | p50 ms | p99 ms |\n| --- | ---: | ---: |")
     for name, p50, p99 in in_process(canvases, 300 if not args.quick else 50):
         print(f"| {name} | {p50:.2f} | {p99:.2f} |")
+    print()
+    print_spread(spread(runs, rounds), runs, rounds)
 
     process, url, started = start_server()
     try:

@@ -210,3 +210,44 @@ def test_thousand_bad_requests_then_still_serving(app_url, payload_files, one_pe
     Image.fromarray(one_per_label[7]).save(path)
     label, _ = Client(app_url, verbose=False).predict(sketch_of(path), "cnn", api_name="/predict")
     assert label["label"] == "7"
+
+
+THREADS_PROBE = """
+import ctypes, glob, json, os, sys
+import app  # sets the thread variables before numpy and TensorFlow load
+import numpy
+libraries = glob.glob(os.path.join(os.path.dirname(numpy.__file__), os.pardir, "numpy.libs", "*openblas*"))
+blas = None
+for library in libraries:
+    for name in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_", "openblas_get_num_threads"):
+        function = getattr(ctypes.CDLL(library), name, None)
+        if function is not None:
+            blas = function()
+print(json.dumps({"variables": {name: os.environ.get(name) for name in app.SERVING_THREADS}, "openblas": blas}))
+"""
+
+
+@pytest.mark.parametrize("deployer", [None, "2"])
+def test_the_app_serves_one_thread_per_call_unless_the_deployer_says_otherwise(deployer):
+    """The served process runs TensorFlow and OpenBLAS on one thread each (their pools competed for two cores,
+    docs/speed.md); a value the deployer set is kept."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    environment = {key: value for key, value in os.environ.items()
+                   if key not in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    if deployer:
+        environment["OPENBLAS_NUM_THREADS"] = deployer
+    done = subprocess.run([sys.executable, "-c", THREADS_PROBE], cwd=root, env=environment, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    expected = deployer or "1"
+    assert seen["variables"]["OPENBLAS_NUM_THREADS"] == expected
+    assert seen["variables"]["TF_NUM_INTRAOP_THREADS"] == seen["variables"]["TF_NUM_INTEROP_THREADS"] == "1"
+    if seen["openblas"] is not None:  # numpy's own OpenBLAS (the pinned wheels bundle it)
+        assert seen["openblas"] == int(expected)
