@@ -5,8 +5,9 @@
     python -m bench.numbers --writers training  # the training writers: where the segmentation's settings are chosen
     python -m bench.numbers --write             # also put the table into docs/numbers.md
 
-Numbers of 2 to 6 digits are composed from UCI pendigits pen trajectories, each number
-from ONE writer (held out: writers 25–30), drawn as pen strokes on the app's wide canvas
+Numbers of 2 to 6 digits are composed from pen trajectories, each number from ONE writer,
+every other number from each source: UCI pendigits (held out: writers 25–30) and UNIPEN
+(held out: the test institutions apa, art and ibm, 34 writers), drawn as pen strokes on the app's wide canvas
 (1600×600) under five conditions: generous gaps; tight gaps; neighbours touching or
 slightly overlapping; a drifting baseline; mixed sizes. Reported per condition and length:
 whole-number accuracy (every digit right, none missing or extra) and per-digit accuracy
@@ -32,6 +33,7 @@ sys.path.insert(0, str(ROOT))
 
 import digitrec  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render  # noqa: E402
+from training.unipen import load_unipen_writers, split_indices  # noqa: E402
 
 WIDE = (1600, 600)  # the Number tab's canvas (width, height)
 LENGTHS = (2, 3, 4, 5, 6)
@@ -103,15 +105,42 @@ def compose(digits: list, layout: Layout, rng: np.random.Generator, size=WIDE):
     return canvas, inks
 
 
-def numbers(pendigits, writers, count: int, length: int, seed: int):
-    """Yield ``count`` numbers of ``length`` digits, each (strokes per digit, labels) by one writer."""
-    digits, labels, who = pendigits
+def writers_digits(part: str):
+    """Return (digits, labels, writer per digit, {source: writers}) for "held-out" or "training" writers.
+
+    Writers are "pendigits/<id>" and UNIPEN's "<institution>/<id>"; held out are pendigits
+    writers 25–30 and UNIPEN's test institutions, training the rest (writers with at least
+    six digits, so a 6-digit number has six different drawings).
+    """
+    pen_digits, pen_labels, pen_writers = load_pendigits()
+    uni_digits, uni_labels, uni_writers = load_unipen_writers()
+    institutions = np.array([writer.split("/")[0] for writer in uni_writers])
+    held_out = np.isin(pen_writers, HELD_OUT_WRITERS)
+    pen_keep = np.flatnonzero(held_out if part == "held-out" else ~held_out)
+    uni_keep = split_indices(institutions, "test" if part == "held-out" else "train")
+    digits = [pen_digits[i] for i in pen_keep] + [uni_digits[i] for i in uni_keep]
+    labels = np.concatenate([pen_labels[pen_keep], uni_labels[uni_keep]])
+    who = np.concatenate([np.array([f"pendigits/{w}" for w in pen_writers[pen_keep]]), uni_writers[uni_keep]])
+    names, counts = np.unique(who, return_counts=True)
+    enough = names[counts >= max(LENGTHS)]
+    sources = {"pendigits": [w for w in enough if w.startswith("pendigits/")],
+               "UNIPEN": [w for w in enough if not w.startswith("pendigits/")]}
+    return digits, labels, who, sources
+
+
+def numbers(pool, count: int, length: int, seed: int):
+    """Yield ``count`` numbers of ``length`` digits, each (strokes per digit, labels, source) by one writer.
+
+    The sources take turns, so each gives half the numbers whatever its count of writers.
+    """
+    digits, labels, who, sources = pool
     rng = np.random.default_rng(seed)
-    by_writer = {w: np.flatnonzero(who == w) for w in writers}
-    for _ in range(count):
-        writer = writers[int(rng.integers(len(writers)))]
-        chosen = rng.choice(by_writer[writer], size=length, replace=False)
-        yield [digits[i] for i in chosen], [int(labels[i]) for i in chosen]
+    names = list(sources)
+    for k in range(count):
+        source = names[k % len(names)]
+        writer = sources[source][int(rng.integers(len(sources[source])))]
+        chosen = rng.choice(np.flatnonzero(who == writer), size=length, replace=False)
+        yield [digits[i] for i in chosen], [int(labels[i]) for i in chosen], source
 
 
 def single_digit_paper(ink: np.ndarray) -> np.ndarray:
@@ -120,20 +149,22 @@ def single_digit_paper(ink: np.ndarray) -> np.ndarray:
     return np.rint((1.0 - np.pad(ink, pad)) * 255).astype(np.uint8)
 
 
-def run(model_id: str, writers, per_length: int, seed: int):
-    """Return {(condition, length): counts} and the 6-digit read times (ms) for one model."""
-    pendigits = load_pendigits()
+def run(model_id: str, pool, per_length: int, seed: int):
+    """Return {(condition, length): counts} for one model."""
     results = {}
     for c, (name, layout) in enumerate(CONDITIONS.items()):
         for length in LENGTHS:
             counts = dict(numbers=0, right=0, digits=0, digits_right=0, single=0, single_right=0, miscounted=0)
+            counts |= {f"{source} {key}": 0 for source in pool[3] for key in ("numbers", "right")}
             rng = np.random.default_rng([seed, c, length])
-            for strokes, labels in numbers(pendigits, writers, per_length, length, seed * 1000 + c * 10 + length):
+            for strokes, labels, source in numbers(pool, per_length, length, seed * 1000 + c * 10 + length):
                 canvas, inks = compose(strokes, layout, rng)
                 text = digitrec.read_number(canvas, model_id).text
                 truth = "".join(map(str, labels))
                 counts["numbers"] += 1
                 counts["right"] += text == truth
+                counts[f"{source} numbers"] += 1
+                counts[f"{source} right"] += text == truth
                 counts["digits"] += length
                 if len(text) == length:
                     counts["digits_right"] += sum(a == b for a, b in zip(text, truth))
@@ -149,11 +180,10 @@ def run(model_id: str, writers, per_length: int, seed: int):
     return results
 
 
-def read_times(model_id: str, writers, seed: int, tries: int = 60) -> np.ndarray:
+def read_times(model_id: str, pool, seed: int, tries: int = 60) -> np.ndarray:
     """Return the in-process times (ms) to read gapped 6-digit numbers, after one warm-up read."""
-    pendigits = load_pendigits()
     rng = np.random.default_rng(seed)
-    canvases = [compose(s, CONDITIONS["generous gaps"], rng)[0] for s, _ in numbers(pendigits, writers, 10, 6, seed)]
+    canvases = [compose(s, CONDITIONS["generous gaps"], rng)[0] for s, _, _ in numbers(pool, 10, 6, seed)]
     digitrec.read_number(canvases[0], model_id)
     times = []
     for k in range(tries):
@@ -171,7 +201,7 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
     """Return the report as Markdown: per model, a table of conditions × lengths, then the speed."""
     lines = [
         f"`python -m bench.numbers{args.command}`: {args.per_length} numbers per condition and length, "
-        f"pendigits writers {', '.join(map(str, args.writer_ids))}, each number by one writer, seed {args.seed}.",
+        f"each by one writer, every other one from each source: {args.writer_text}; seed {args.seed}.",
         "",
     ]
     for model_id, results in results_by_model.items():
@@ -186,6 +216,19 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
                 digits, digits_right = sum(r["digits"] for r in rows), sum(r["digits_right"] for r in rows)
                 cells.append(f"{percent(right, numbers_)} ({percent(digits_right, digits)})")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        sources = [key[: -len(" numbers")] for key in results[next(iter(CONDITIONS)), LENGTHS[0]]
+                   if key.endswith(" numbers") and key != "numbers"]
+
+        def by_source(name, source, lengths):
+            rows = [results[name, n] for n in lengths]
+            return percent(sum(r[f"{source} right"] for r in rows), sum(r[f"{source} numbers"] for r in rows))
+
+        lines += ["", "Whole numbers right, by source:", "",
+                  "| condition | " + " | ".join(f"{source}, 4 digits | {source}, all lengths" for source in sources) + " |",
+                  "|---|" + "---|" * (2 * len(sources))]
+        for name in CONDITIONS:
+            lines.append(f"| {name} | " + " | ".join(
+                f"{by_source(name, source, [4])} | {by_source(name, source, LENGTHS)}" for source in sources) + " |")
         gapped = [results["generous gaps", n] for n in LENGTHS]
         single = sum(r["single_right"] for r in gapped), sum(r["single"] for r in gapped)
         in_numbers = sum(r["digits_right"] for r in gapped), sum(r["digits"] for r in gapped)
@@ -223,11 +266,12 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="put the table into docs/numbers.md")
     args = parser.parse_args(argv)
-    _, _, who = load_pendigits()
-    if args.writers == "held-out":
-        args.writer_ids = list(HELD_OUT_WRITERS)
-    else:
-        args.writer_ids = sorted(int(w) for w in set(who.tolist()) - set(HELD_OUT_WRITERS))
+    pool = writers_digits(args.writers)
+    pendigits_ids = sorted(int(w.split("/")[1]) for w in pool[3]["pendigits"])
+    institutions = sorted({w.split("/")[0] for w in pool[3]["UNIPEN"]})
+    args.writer_text = (f"pendigits writers {pendigits_ids[0]}–{pendigits_ids[-1]} ({len(pendigits_ids)}), UNIPEN "
+                        f"{'institutions ' + ', '.join(institutions) if args.writers == 'held-out' else 'training institutions'}"
+                        f" ({len(pool[3]['UNIPEN'])} writers)")
     args.command = "".join(
         f" {flag} {value}" for flag, value, default in (
             ("--models", " ".join(args.models), " ".join(digitrec.MODEL_IDS)),
@@ -238,8 +282,8 @@ def main(argv=None):
     )
     results, times = {}, {}
     for model_id in args.models:
-        results[model_id] = run(model_id, args.writer_ids, args.per_length, args.seed)
-        times[model_id] = read_times(model_id, args.writer_ids, args.seed)
+        results[model_id] = run(model_id, pool, args.per_length, args.seed)
+        times[model_id] = read_times(model_id, pool, args.seed)
     report = format_table(results, times, args)
     print(report)
     if args.write:

@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 import digitrec
-from bench.numbers import CONDITIONS, Layout, compose, numbers, single_digit_paper
+from bench.numbers import CONDITIONS, Layout, compose, numbers, single_digit_paper, writers_digits
 from digitrec import number
 from training.strokes import HELD_OUT_WRITERS, load_pendigits
 
@@ -37,6 +37,12 @@ def pendigits():
     return load_pendigits()
 
 
+@pytest.fixture(scope="module")
+def pool():
+    """The held-out writers' digits bench.numbers composes numbers from (pendigits first)."""
+    return writers_digits("held-out")
+
+
 def alone(inks, model):
     """Return how ``model`` reads each digit drawn alone: the reference for reading them in a number."""
     text = ""
@@ -51,17 +57,17 @@ def ink_pieces(canvas) -> int:
     return number.components(number.to_ink(canvas) >= number.INK_THRESHOLD)[4]
 
 
-def composed(pendigits, length, seed, layout=GAPPED, extra=()):
-    """Return (canvas, inks, labels) of one held-out number; ``extra`` digits (stroke lists) are appended."""
-    strokes, labels = next(numbers(pendigits, list(HELD_OUT_WRITERS), 1, length, seed))
+def composed(pool, length, seed, layout=GAPPED, extra=()):
+    """Return (canvas, inks, labels) of one held-out pendigits writer's number; ``extra`` digits (stroke lists) are appended."""
+    strokes, labels, _ = next(numbers(pool, 1, length, seed))
     canvas, inks = compose([*strokes, *extra], layout, np.random.default_rng(seed))
     return canvas, inks, labels
 
 
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
-def test_gapped_numbers_read_digit_by_digit(pendigits, model):
+def test_gapped_numbers_read_digit_by_digit(pool, model):
     for length, seed in [(1, 1), (2, 2), (4, 3), (4, 4), (6, 5)]:
-        canvas, inks, labels = composed(pendigits, length, seed)
+        canvas, inks, labels = composed(pool, length, seed)
         reading = digitrec.read_number(canvas, model)
         assert reading.text == alone(inks, model), f"{labels} read as {reading.text}"
         assert len(reading.digits) == len(reading.boxes) == length
@@ -73,9 +79,9 @@ def test_gapped_numbers_read_digit_by_digit(pendigits, model):
             assert str(digit.candidates[0]["digit"]) == max(digit.probs, key=digit.probs.get)
 
 
-def test_a_digit_reads_as_predict_reads_it(pendigits):
+def test_a_digit_reads_as_predict_reads_it(pool):
     """One digit: the number's only digit is read as the single-digit pipeline reads it."""
-    canvas, inks, _ = composed(pendigits, 1, 7)
+    canvas, inks, _ = composed(pool, 1, 7)
     reading = digitrec.read_number(canvas, "cnn")
     probs, processed = digitrec.predict(single_digit_paper(inks[0]), "cnn")
     assert reading.text == max(probs, key=probs.get)
@@ -97,10 +103,10 @@ def two_piece_five(pendigits):
 
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
 @pytest.mark.parametrize("piece", ["two-stroke 5", "7 with a bar"])
-def test_pieces_of_one_digit_are_one_digit(pendigits, model, piece):
+def test_pieces_of_one_digit_are_one_digit(pendigits, model, piece, pool):
     strokes = two_piece_five(pendigits) if piece == "two-stroke 5" else SEVEN_WITH_BAR
     thin = Layout(gap=GAPPED.gap, brush=(0.08, 0.08))  # a pen fine enough to leave the pieces apart
-    canvas, inks, labels = composed(pendigits, 2, 11, layout=thin, extra=[strokes])
+    canvas, inks, labels = composed(pool, 2, 11, layout=thin, extra=[strokes])
     assert ink_pieces(canvas) >= 4, "the test drawing must have the digit in two pieces"
     reading = digitrec.read_number(canvas, model)
     assert reading.text == alone(inks, model)
@@ -108,8 +114,8 @@ def test_pieces_of_one_digit_are_one_digit(pendigits, model, piece):
 
 
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
-def test_specks_and_dots_are_ignored(pendigits, model):
-    canvas, inks, _ = composed(pendigits, 3, 12)
+def test_specks_and_dots_are_ignored(pool, model):
+    canvas, inks, _ = composed(pool, 3, 12)
     speckled = canvas.copy()
     speckled[40:52, 700:712] = 0  # a dot above the number
     speckled[560:566, 100:104] = 0  # a speck near the bottom
@@ -146,23 +152,23 @@ def test_overlapping_touching_pair_is_split_into_its_two_digits(pendigits, write
     assert left < right and left_end < right_end
 
 
-def test_a_flag_reaching_past_its_digit_stays_with_it(pendigits):
+def test_a_flag_reaching_past_its_digit_stays_with_it(pool):
     """A 5 whose flag, drawn apart, sticks out past the digit's columns is one digit, not a 5 and a 7 or a 1."""
     five = [
         np.array([[100, 40], [80, 230]], np.float32),
         np.array([[80, 230], [260, 200], [340, 330], [260, 480], [40, 440]], np.float32),
         np.array([[280, 20], [520, 20]], np.float32),  # the flag: mostly right of the body
     ]
-    canvas, inks, labels = composed(pendigits, 2, 11, extra=[five])
+    canvas, inks, labels = composed(pool, 2, 11, extra=[five])
     assert ink_pieces(canvas) == 4, "the test drawing must have the 5's flag apart"
     reading = digitrec.read_number(canvas, "cnn")
     assert len(reading.digits) == 3
     assert reading.text == alone(inks, "cnn")
 
 
-def test_a_gapped_number_with_a_wide_digit_is_read_in_one_model_call(pendigits, monkeypatch):
+def test_a_gapped_number_with_a_wide_digit_is_read_in_one_model_call(pool, monkeypatch):
     """A sure, wide 2 is not cut into candidate stretches: the number costs one call of the model."""
-    canvas, inks, labels = composed(pendigits, 4, 21)
+    canvas, inks, labels = composed(pool, 4, 21)
     model = digitrec.get_model("cnn")
     calls = []
     predict = model.predict_outputs  # what the segmenter calls: every output, "not a digit" too
@@ -174,8 +180,8 @@ def test_a_gapped_number_with_a_wide_digit_is_read_in_one_model_call(pendigits, 
     assert reading.text == alone(inks, "cnn")
 
 
-def test_boxes_are_where_the_digits_are(pendigits):
-    canvas, _, _ = composed(pendigits, 3, 13)
+def test_boxes_are_where_the_digits_are(pool):
+    canvas, _, _ = composed(pool, 3, 13)
     reading = digitrec.read_number(canvas, "cnn")
     dark = canvas[:, :, 0] < 128
     for x0, y0, x1, y1 in reading.boxes:
@@ -186,8 +192,8 @@ def test_boxes_are_where_the_digits_are(pendigits):
     assert not (dark & ~inside).any(), "ink outside every box"
 
 
-def test_a_transparent_png_reads_like_a_white_canvas(pendigits):
-    canvas, _, _ = composed(pendigits, 4, 14)
+def test_a_transparent_png_reads_like_a_white_canvas(pool):
+    canvas, _, _ = composed(pool, 4, 14)
     rgba = np.zeros(canvas.shape[:2] + (4,), np.uint8)
     rgba[canvas[:, :, 0] < 128] = (0, 0, 0, 255)
     assert digitrec.read_number(rgba, "cnn").text == digitrec.read_number(canvas, "cnn").text
@@ -211,8 +217,8 @@ def test_empty_and_garbage_input_is_refused_shortly(image, error, message):
     assert len(str(raised.value)) < 160
 
 
-def test_unknown_model_is_refused(pendigits):
-    canvas, _, _ = composed(pendigits, 2, 15)
+def test_unknown_model_is_refused(pool):
+    canvas, _, _ = composed(pool, 2, 15)
     with pytest.raises(digitrec.UnknownModelError, match="cnn"):
         digitrec.read_number(canvas, "bogus")
 
@@ -244,8 +250,8 @@ def sketch_of(path):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
-def test_read_number_through_the_api(client, pendigits, tmp_path, model):
-    canvas, inks, _ = composed(pendigits, 4, 3)
+def test_read_number_through_the_api(client, pool, tmp_path, model):
+    canvas, inks, _ = composed(pool, 4, 3)
     path = tmp_path / "number.png"
     Image.fromarray(canvas).save(path)
     text, details, strip = client.predict(sketch_of(path), model, api_name="/read_number")
@@ -257,14 +263,14 @@ def test_read_number_through_the_api(client, pendigits, tmp_path, model):
 
 
 @pytest.mark.slow
-def test_read_number_refuses_shortly_and_keeps_serving(client, pendigits, tmp_path):
+def test_read_number_refuses_shortly_and_keeps_serving(client, pool, tmp_path):
     from gradio_client.exceptions import AppError
 
     white = tmp_path / "white.png"
     Image.new("RGB", (1600, 600), "white").save(white)
     with pytest.raises(AppError, match="Draw a number first"):
         client.predict(sketch_of(white), "cnn", api_name="/read_number")
-    canvas, _, _ = composed(pendigits, 2, 2)
+    canvas, _, _ = composed(pool, 2, 2)
     path = tmp_path / "number.png"
     Image.fromarray(canvas).save(path)
     with pytest.raises(AppError, match="Unknown model"):
@@ -273,13 +279,13 @@ def test_read_number_refuses_shortly_and_keeps_serving(client, pendigits, tmp_pa
 
 
 @pytest.mark.slow
-def test_one_digit_correction_is_stored(client, pendigits, tmp_path, app_data_dir):
+def test_one_digit_correction_is_stored(client, pool, tmp_path, app_data_dir):
     """A visitor fixes the second digit: that digit's drawing, alone, is stored with the label given."""
     import sqlite3
 
     from gradio_client.exceptions import AppError
 
-    canvas, inks, _ = composed(pendigits, 3, 16)
+    canvas, inks, _ = composed(pool, 3, 16)
     path = tmp_path / "number.png"
     Image.fromarray(canvas).save(path)
     thanks = client.predict(sketch_of(path), "cnn", 1, "7", api_name="/feedback_digit")

@@ -34,13 +34,22 @@ def load_unipen(path=None):
     BOX along its longer side; ``render`` rescales anyway, but ``distort_strokes`` and any
     code that compares sizes then see comparable numbers.
     """
+    digits, labels, writers = load_unipen_writers(path)
+    return digits, labels, np.array([writer.split("/")[0] for writer in writers])
+
+
+def load_unipen_writers(path=None):
+    """Return (digits, labels, writers) as ``load_unipen``, with each digit's writer ("institution/id").
+
+    Numbers are composed from one writer's digits (bench.numbers), so they need the writer,
+    not only the institution.
+    """
     with np.load(data_path("unipen_digits.npz", path)) as data:
         points, samples, labels, writers = read_pen_file(data)
         names = np.array([str(name) for name in data["writer_names"]])
     if labels.max(initial=0) > 9:
         raise ValueError("unipen file holds non-digits (label > 9): give unipen_digits.npz, not the letters")
-    institutions = np.array([name.split("/")[0] for name in names])[writers]
-    return [scaled(group) for group in samples(points)], labels, institutions
+    return [scaled(group) for group in samples(points)], labels, names[writers]
 
 
 def scaled(group):
