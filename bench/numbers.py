@@ -25,6 +25,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -105,8 +106,17 @@ def compose(digits: list, layout: Layout, rng: np.random.Generator, size=WIDE):
     return canvas, inks
 
 
-def writers_digits(part: str):
-    """Return (digits, labels, writer per digit, {source: writers}) for "held-out" or "training" writers.
+class Pool(NamedTuple):
+    """The digits numbers are composed from: each digit's strokes, label and writer, and the writers per source."""
+
+    digits: list
+    labels: np.ndarray
+    writers: np.ndarray
+    sources: dict
+
+
+def writers_digits(part: str) -> Pool:
+    """Return the pool of "held-out" or "training" writers' digits.
 
     Writers are "pendigits/<id>" and UNIPEN's "<institution>/<id>"; held out are pendigits
     writers 25–30 and UNIPEN's test institutions, training the rest (writers with at least
@@ -125,10 +135,10 @@ def writers_digits(part: str):
     enough = names[counts >= max(LENGTHS)]
     sources = {"pendigits": [w for w in enough if w.startswith("pendigits/")],
                "UNIPEN": [w for w in enough if not w.startswith("pendigits/")]}
-    return digits, labels, who, sources
+    return Pool(digits, labels, who, sources)
 
 
-def numbers(pool, count: int, length: int, seed: int):
+def numbers(pool: Pool, count: int, length: int, seed: int):
     """Yield ``count`` numbers of ``length`` digits, each (strokes per digit, labels, source) by one writer.
 
     The sources take turns, so each gives half the numbers whatever its count of writers.
@@ -155,7 +165,7 @@ def run(model_id: str, pool, per_length: int, seed: int):
     for c, (name, layout) in enumerate(CONDITIONS.items()):
         for length in LENGTHS:
             counts = dict(numbers=0, right=0, digits=0, digits_right=0, single=0, single_right=0, miscounted=0)
-            counts |= {f"{source} {key}": 0 for source in pool[3] for key in ("numbers", "right")}
+            counts["by_source"] = {source: dict(numbers=0, right=0) for source in pool.sources}
             rng = np.random.default_rng([seed, c, length])
             for strokes, labels, source in numbers(pool, per_length, length, seed * 1000 + c * 10 + length):
                 canvas, inks = compose(strokes, layout, rng)
@@ -163,8 +173,8 @@ def run(model_id: str, pool, per_length: int, seed: int):
                 truth = "".join(map(str, labels))
                 counts["numbers"] += 1
                 counts["right"] += text == truth
-                counts[f"{source} numbers"] += 1
-                counts[f"{source} right"] += text == truth
+                counts["by_source"][source]["numbers"] += 1
+                counts["by_source"][source]["right"] += text == truth
                 counts["digits"] += length
                 if len(text) == length:
                     counts["digits_right"] += sum(a == b for a, b in zip(text, truth))
@@ -216,12 +226,11 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
                 digits, digits_right = sum(r["digits"] for r in rows), sum(r["digits_right"] for r in rows)
                 cells.append(f"{percent(right, numbers_)} ({percent(digits_right, digits)})")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        sources = [key[: -len(" numbers")] for key in results[next(iter(CONDITIONS)), LENGTHS[0]]
-                   if key.endswith(" numbers") and key != "numbers"]
+        sources = list(results[next(iter(CONDITIONS)), LENGTHS[0]]["by_source"])
 
         def by_source(name, source, lengths):
-            rows = [results[name, n] for n in lengths]
-            return percent(sum(r[f"{source} right"] for r in rows), sum(r[f"{source} numbers"] for r in rows))
+            rows = [results[name, n]["by_source"][source] for n in lengths]
+            return percent(sum(r["right"] for r in rows), sum(r["numbers"] for r in rows))
 
         lines += ["", "Whole numbers right, by source:", "",
                   "| condition | " + " | ".join(f"{source}, 4 digits | {source}, all lengths" for source in sources) + " |",
@@ -267,11 +276,11 @@ def main(argv=None):
     parser.add_argument("--write", action="store_true", help="put the table into docs/numbers.md")
     args = parser.parse_args(argv)
     pool = writers_digits(args.writers)
-    pendigits_ids = sorted(int(w.split("/")[1]) for w in pool[3]["pendigits"])
-    institutions = sorted({w.split("/")[0] for w in pool[3]["UNIPEN"]})
+    pendigits_ids = sorted(int(w.split("/")[1]) for w in pool.sources["pendigits"])
+    institutions = sorted({w.split("/")[0] for w in pool.sources["UNIPEN"]})
     args.writer_text = (f"pendigits writers {pendigits_ids[0]}–{pendigits_ids[-1]} ({len(pendigits_ids)}), UNIPEN "
                         f"{'institutions ' + ', '.join(institutions) if args.writers == 'held-out' else 'training institutions'}"
-                        f" ({len(pool[3]['UNIPEN'])} writers)")
+                        f" ({len(pool.sources['UNIPEN'])} writers)")
     args.command = "".join(
         f" {flag} {value}" for flag, value, default in (
             ("--models", " ".join(args.models), " ".join(digitrec.MODEL_IDS)),

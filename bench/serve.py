@@ -69,12 +69,18 @@ def drawings(count):
     return [render(digits[i], Condition()) for i in index], labels[index]
 
 
-def in_process(canvases, repeats):
-    # Load and trace every model first, as app.warm_up does: the app never serves with one
-    # model loaded, and with one loaded the allocator's state (page faults in preprocessing)
-    # differs from what any visitor meets (docs/speed.md).
+def load_every_model(canvas):
+    """Load and trace every model, as app.warm_up does, before anything is timed.
+
+    The app never serves with one model loaded, and with one loaded the allocator's state
+    (page faults in preprocessing) differs from what any visitor meets (docs/speed.md).
+    """
     for model_id in digitrec.MODEL_IDS:
-        digitrec.predict(canvases[0], model_id)
+        digitrec.predict(canvas, model_id)
+
+
+def in_process(canvases, repeats):
+    load_every_model(canvases[0])
     rows = []
     for model_id in digitrec.MODEL_IDS:
         times = []
@@ -97,13 +103,12 @@ def in_process(canvases, repeats):
 # The libraries' thread pools: TensorFlow's (intra- and inter-op) and OpenBLAS's (numpy's
 # matrix products) each start one thread per core, and on two cores they compete.
 # app.py serves with one thread each (its SERVING_THREADS); every run starts from none of them set.
-UNSET = {variable: None for variable in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS",
-                                         "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+THREAD_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")
 THREAD_SETTINGS = {
     "the libraries' own": {},
     "TensorFlow one thread": {"TF_NUM_INTRAOP_THREADS": "1", "TF_NUM_INTEROP_THREADS": "1"},
     "OpenBLAS one thread": {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"},
-    "one thread each (app.py)": {variable: "1" for variable in UNSET},
+    "one thread each (app.py)": {variable: "1" for variable in THREAD_VARIABLES},
 }
 HOG = "import time\nend = time.time() + 600\nwhile time.time() < end:\n    pass\n"  # one busy core, stops by itself
 
@@ -114,8 +119,7 @@ def interleaved(canvases, rounds):
     Visitors switch models between drawings, so each call follows another model's: the
     caches and thread pools a model left warm are another's by the next call.
     """
-    for model_id in digitrec.MODEL_IDS:
-        digitrec.predict(canvases[0], model_id)
+    load_every_model(canvases[0])
     times = {model_id: [] for model_id in digitrec.MODEL_IDS}
     for i in range(rounds):
         for model_id in digitrec.MODEL_IDS:
@@ -127,7 +131,7 @@ def interleaved(canvases, rounds):
 
 def environment(setting):
     """Return this process's environment with the thread variables replaced by ``setting``'s."""
-    merged = {key: value for key, value in os.environ.items() if key not in UNSET}
+    merged = {key: value for key, value in os.environ.items() if key not in THREAD_VARIABLES}
     return merged | setting
 
 
