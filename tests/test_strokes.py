@@ -53,16 +53,22 @@ def test_distortion_is_reproducible_and_renders_as_a_digit(digits):
         assert image.shape == (28, 28) and 0.05 < image.mean() < 0.5
 
 
+def crossed_zero(style):
+    """Return (zero, crossed): a pendigits zero and ``style`` applied to it, checking that the zero stays as drawn."""
+    strokes, labels, _ = load_pendigits()
+    zero = strokes[int(np.flatnonzero(labels == 0)[0])]
+    crossed = style(zero, np.random.default_rng(0))
+    assert len(crossed) == len(zero) + 1
+    for before, after in zip(zero, crossed):
+        np.testing.assert_array_equal(after, before)
+    return zero, crossed
+
+
 def test_a_slashed_zero_keeps_its_loop_and_gains_a_rising_stroke_across_it():
     """Ø: the zero's strokes stay as drawn, and one more runs from below left to above right, through the loop."""
     from training.data import slash_zero
 
-    strokes, labels, _ = load_pendigits()
-    zero = strokes[int(np.flatnonzero(labels == 0)[0])]
-    slashed = slash_zero(zero, np.random.default_rng(0))
-    assert len(slashed) == len(zero) + 1
-    for before, after in zip(zero, slashed):
-        np.testing.assert_array_equal(after, before)
+    zero, slashed = crossed_zero(slash_zero)
     low, high = box(zero)[:2], box(zero)[2:]
     start, end = slashed[-1][0], slashed[-1][-1]
     assert start[0] < end[0] and start[1] > end[1]  # y down: it rises to the right
@@ -70,12 +76,45 @@ def test_a_slashed_zero_keeps_its_loop_and_gains_a_rising_stroke_across_it():
     assert (low < middle).all() and (middle < high).all()  # it crosses the loop, not beside it
 
 
-def test_only_the_chosen_share_of_zeros_is_slashed():
-    from training.data import slashed_jobs
+def test_a_barred_zero_gains_a_level_stroke_across_its_middle_and_past_both_sides():
+    """θ: the zero as drawn, and one more stroke, nearly level, crossing the loop from outside left to outside right."""
+    from training.data import bar_zero
+
+    zero, barred = crossed_zero(bar_zero)
+    left, top, right, bottom = box(zero)
+    start, end = barred[-1][0], barred[-1][-1]
+    assert start[0] < left and end[0] > right  # past the loop on both sides
+    assert abs(end[1] - start[1]) < 0.25 * (bottom - top)  # level, not a slash
+    assert top + 0.25 * (bottom - top) < barred[-1][:, 1].mean() < bottom - 0.25 * (bottom - top)  # across the middle
+
+
+@pytest.mark.parametrize("upwards", [False, True])
+def test_a_flagged_one_climbs_from_low_left_to_the_top_of_its_stem(upwards):
+    """The one's stem is kept from its top down; a long flag leads into that top from below left, however it was drawn."""
+    from training.data import flag_one
+
+    stem = np.stack([np.full(20, 250.0), np.linspace(0.0, 500.0, 20)], axis=1).astype(np.float32)  # y down
+    one = [stem[::-1] if upwards else stem]
+    flagged = flag_one(one, np.random.default_rng(1))
+    assert len(flagged) == 1
+    stroke = flagged[0]
+    np.testing.assert_allclose(stroke[-len(stem):], stem, atol=1e-3)  # it ends with the stem, top down, as drawn
+    start = stroke[0]
+    assert start[0] < 250.0 - 0.25 * 500 * np.cos(np.radians(45))  # starts well left of the stem
+    assert 0.0 < start[1] < 0.75 * 500  # and below its top, above its foot
+    assert flagged[0] is not one[0] and len(one[0]) == 20  # the writer's strokes are not changed in place
+
+
+def test_only_the_chosen_share_of_each_digit_gets_each_style():
+    from training.data import styled_jobs
 
     labels = np.array([0, 1, 0, 7, 0] * 400)
-    jobs = slashed_jobs([("strokes", (0, i), True) for i in range(len(labels))], labels, 0.3, seed=0)
-    flags = np.array([job[-1] for job in jobs])
-    assert not flags[labels != 0].any()
-    assert 0.25 < flags[labels == 0].mean() < 0.35
-    assert slashed_jobs(jobs[:3], labels[:3], 0.0, seed=0) == jobs[:3]  # no share: the jobs as they were
+    jobs = styled_jobs([("strokes", (0, i), True) for i in range(len(labels))], labels,
+                       {"slash": 0.3, "bar": 0.2, "flag": 0.5}, seed=0)
+    styles = np.array([job[-1] for job in jobs])
+    assert (styles[labels == 7] == "").all()
+    assert set(styles[labels == 0]) == {"", "slash", "bar"} and set(styles[labels == 1]) == {"", "flag"}
+    assert 0.25 < (styles[labels == 0] == "slash").mean() < 0.35
+    assert 0.15 < (styles[labels == 0] == "bar").mean() < 0.25
+    assert 0.4 < (styles[labels == 1] == "flag").mean() < 0.6
+    assert styled_jobs(jobs[:3], labels[:3], {"slash": 0.0}, seed=0) == jobs[:3]  # no share: the jobs as they were

@@ -71,41 +71,113 @@ def slash_zero(strokes, rng: np.random.Generator) -> list:
     hardly do, so a model reads Ø as 8, 6 or 4 — or as no digit at all. The slash runs from
     below left to above right (y down), past the loop by a random overhang, at a random slope.
     """
-    points = np.concatenate(strokes)
-    low, high = points.min(axis=0), points.max(axis=0)
-    size = np.maximum(high - low, 1.0)
+    low, size = _box(strokes)
     overhang = rng.uniform(0.0, 0.25, 2)
     start = low + size * [rng.uniform(-0.25, 0.2) - overhang[0], 1.0 + overhang[1] * 0.8]
     end = low + size * [rng.uniform(0.8, 1.25) + overhang[0], rng.uniform(-0.05, 0.2) - overhang[1]]
-    slash = np.linspace(start, end, 12) + rng.normal(0.0, 0.01, (12, 2)) * size
-    return [*strokes, slash.astype(np.float32)]
+    return [*strokes, _pen_line(start, end, size, rng)]
+
+
+def bar_zero(strokes, rng: np.random.Generator) -> list:
+    """Return a zero's strokes with a level bar across its middle, θ: the other way zeros are told from the letter O.
+
+    A model that knows only open zeros and slashed ones reads θ as 8 (a loop with a waist).
+    The bar crosses the loop between 35 % and 65 % of its height and sticks out on both sides.
+    """
+    low, size = _box(strokes)
+    height = rng.uniform(0.35, 0.65)
+    tilt = rng.uniform(-0.08, 0.08)
+    start = low + size * [-rng.uniform(0.05, 0.35), height + tilt]
+    end = low + size * [1.0 + rng.uniform(0.05, 0.35), height - tilt]
+    return [*strokes, _pen_line(start, end, size, rng)]
+
+
+def flag_one(strokes, rng: np.random.Generator) -> list:
+    """Return a one's strokes with a long flag: a rising lead-in stroke into the top of the stem, and no other flag.
+
+    In much of Europe a one starts far down on the left and climbs to the top of its stem.
+    The training writers draw short flags or none, so a model reads the long-flagged one as a
+    7 whose stem stands upright. The flag is 30–75 % of the one's height, rising at 10–45°;
+    whatever the writer drew before reaching the top (their own flag) is replaced by it.
+    """
+    low, size = _box(strokes)
+    stroke_index = min(range(len(strokes)), key=lambda k: strokes[k][:, 1].min())
+    stroke = strokes[stroke_index]
+    top = int(np.argmin(stroke[:, 1]))
+    if top > len(stroke) // 2:  # drawn upwards: read it from the top so the stem follows the flag
+        stroke, top = stroke[::-1], len(stroke) - 1 - top
+    stem = stroke[top:]
+    length = size[1] * rng.uniform(0.3, 0.75)
+    angle = np.radians(rng.uniform(10.0, 45.0))
+    start = stem[0] + length * np.array([-np.cos(angle), np.sin(angle)])  # y down: below and left of the top
+    flag = _pen_line(start, stem[0], size, rng)[:-1]  # its last point is the stem's top
+    return [*strokes[:stroke_index], np.concatenate([flag, stem]).astype(np.float32), *strokes[stroke_index + 1:]]
+
+
+def _box(strokes):
+    """Return (low corner, size) of the strokes' bounding box, the size at least one unit each way."""
+    points = np.concatenate(strokes)
+    low = points.min(axis=0)
+    return low, np.maximum(points.max(axis=0) - low, 1.0)
+
+
+def _pen_line(start, end, size, rng: np.random.Generator) -> np.ndarray:
+    """Return 12 pen points from ``start`` to ``end`` with a little tremor, as a hand draws a straight stroke."""
+    return (np.linspace(start, end, 12) + rng.normal(0.0, 0.01, (12, 2)) * size).astype(np.float32)
+
+
+# A training digit's writing style, by name: what ``styled_jobs`` may pick for a job.
+STYLES = {"slash": slash_zero, "bar": bar_zero, "flag": flag_one}
+STYLED_DIGIT = {"slash": 0, "bar": 0, "flag": 1}
 
 
 def _render_one(job):
-    strokes, seed, distort, *slashed = job
+    strokes, seed, distort, *style = job
     rng = np.random.default_rng(seed)
     condition = random_condition(rng)
     if distort:
         strokes = distort_strokes(strokes, rng)
-    if slashed and slashed[0]:
-        strokes = slash_zero(strokes, rng)
+    if style and style[0]:
+        strokes = STYLES[style[0]](strokes, rng)
     return preprocess(render(strokes, condition))
 
 
-def slashed_jobs(jobs, labels, share, seed):
-    """Return ``jobs`` with a slash flag: ``share`` of the zeros (chosen from ``seed``) are drawn as Ø."""
-    if not share:
+def styled_jobs(jobs, labels, shares, seed):
+    """Return ``jobs`` with a style name: of the digits a style applies to, its share (from ``shares``) is drawn so.
+
+    ``shares`` maps style names (``STYLES``) to shares; styles of one digit are exclusive (a
+    zero is slashed or barred, never both). No share: the jobs as they were.
+    """
+    shares = {style: share for style, share in shares.items() if share}
+    if not shares:
         return jobs
-    chosen = np.random.default_rng((seed, 2)).random(len(jobs)) < share
-    return [(*job, bool(label == 0 and pick)) for job, label, pick in zip(jobs, labels, chosen)]
+    picks = np.random.default_rng((seed, 2)).random(len(jobs))
+    chosen = [""] * len(jobs)
+    for index, (label, pick) in enumerate(zip(labels, picks)):
+        bound = 0.0
+        for style, share in shares.items():
+            if STYLED_DIGIT[style] != label:
+                continue
+            bound += share
+            if pick < bound:
+                chosen[index] = style
+                break
+    return [(*job, style) for job, style in zip(jobs, chosen)]
+
+
+def style_key(shares) -> str:
+    """Return the cache-name part for ``shares`` ("_slashed0.3_flagged0.3"); empty when no style is drawn."""
+    names = {"slash": "slashed", "bar": "barred", "flag": "flagged"}
+    return "".join(f"_{names[style]}{share:g}" for style, share in shares.items() if share)
 
 
 def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True,
-                          exclude=HELD_OUT_WRITERS, slashed=0.0):
+                          exclude=HELD_OUT_WRITERS, styles=None):
     """Return (x, y): ``copies`` random renders of every digit by the writers not in ``exclude``.
 
-    With ``distort``, each render's strokes first go through ``distort_strokes``; ``slashed``
-    of the zeros get a slash (``slash_zero``).
+    With ``distort``, each render's strokes first go through ``distort_strokes``; ``styles``
+    ({style: share}, ``styled_jobs``) draws that share of the zeros slashed or barred and of
+    the ones flagged.
     """
     if copies <= 0:
         return np.zeros((0, 28, 28), np.float32), np.zeros(0, np.int64)
@@ -115,14 +187,13 @@ def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=Non
         keep = keep[:limit]
     excluded = "" if tuple(exclude) == HELD_OUT_WRITERS else "_without" + "-".join(map(str, exclude))
     distorted = "_distort" if distort else ""
-    slash = f"_slashed{slashed:g}" if slashed else ""
-    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{distorted}{excluded}{slash}_{code_key()}.npz"
+    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{distorted}{excluded}{style_key(styles or {})}_{code_key()}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]
     jobs = [(digits[i], (seed, copy, int(i)), distort) for copy in range(copies) for i in keep]
     y = np.array([labels[i] for _, (_, _, i), _ in jobs], dtype=np.int64)
-    return _render_and_cache(slashed_jobs(jobs, y, slashed, seed), y, cache, processes)
+    return _render_and_cache(styled_jobs(jobs, y, styles or {}, seed), y, cache, processes)
 
 
 def _render_and_cache(jobs, y, cache, processes=None):
@@ -150,7 +221,7 @@ def save_cache(cache: Path, **arrays) -> None:
     os.replace(partial, cache)
 
 
-def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True, slashed=0.0):
+def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True, styles=None):
     """Return (x, y): ``copies`` random renders of every UNIPEN digit of the training institutions.
 
     Rendered, distorted and preprocessed exactly as the pendigits training writers are, so the
@@ -165,12 +236,12 @@ def unipen_training_digits(copies=4, seed=0, path=None, limit=None, processes=No
         keep = keep[:limit]
     held = "-".join(TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS)
     distorted = "_distort" if distort else ""
-    slash = f"_slashed{slashed:g}" if slashed else ""
-    cache = CACHE / f"unipen_seed{seed}_copies{copies}_n{len(keep)}{distorted}_without-{held}{slash}_{code_key(unipen)}.npz"
+    cache = CACHE / (f"unipen_seed{seed}_copies{copies}_n{len(keep)}{distorted}_without-{held}"
+                     f"{style_key(styles or {})}_{code_key(unipen)}.npz")
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]
     # The trailing 1 keeps these seeds apart from pendigits' (seed, copy, index) ones.
     jobs = [(digits[i], (seed, copy, int(i), 1), distort) for copy in range(copies) for i in keep]
     y = labels[[i for _ in range(copies) for i in keep]].astype(np.int64)
-    return _render_and_cache(slashed_jobs(jobs, y, slashed, seed), y, cache, processes)
+    return _render_and_cache(styled_jobs(jobs, y, styles or {}, seed), y, cache, processes)

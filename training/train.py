@@ -46,6 +46,10 @@ def parse_args(argv=None):
                         help="random renders of each UNIPEN training-institution digit (training/unipen.py); 0: none")
     parser.add_argument("--slashed-zeros", type=float, default=0.3,
                         help="share of the drawn training zeros given a slash, Ø (training/data.py: slash_zero); 0: none")
+    parser.add_argument("--barred-zeros", type=float, default=0.0,
+                        help="share of the drawn training zeros given a level bar, θ (training/data.py: bar_zero); 0: none")
+    parser.add_argument("--flagged-ones", type=float, default=0.0,
+                        help="share of the drawn training ones given a long rising flag (training/data.py: flag_one); 0: none")
     parser.add_argument("--non-digits", type=int, default=1,
                         help="random renders of each training-institution letter (plus shapes and scribbles) taught as "
                         "an 11th output, 'not a digit' (training/nondigits.py: training_non_digits); 0: ten outputs")
@@ -75,8 +79,11 @@ def parse_args(argv=None):
         parser.error("--resume runs only the epochs without augmentation: give --clean-epochs")
     if args.init and args.model == "all":
         parser.error("--init starts one model from saved weights: give --model too")
-    if not 0.0 <= args.slashed_zeros <= 1.0:
-        parser.error("--slashed-zeros is a share of the zeros, from 0 to 1")
+    for name in ("slashed_zeros", "barred_zeros", "flagged_ones"):
+        if not 0.0 <= getattr(args, name) <= 1.0:
+            parser.error(f"--{name.replace('_', '-')} is a share of the digits, from 0 to 1")
+    if args.slashed_zeros + args.barred_zeros > 1.0:
+        parser.error("--slashed-zeros and --barred-zeros share the zeros: together at most 1")
     if args.init and args.resume:
         parser.error("--init and --resume both choose the starting weights: give one")
     for name in ("copies", "unipen_copies", "non_digits", "epochs", "batch_size", "limit", "subsample", "clean_epochs"):
@@ -90,22 +97,23 @@ def parse_args(argv=None):
 
 
 def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS,
-                 unipen=None, unipen_copies=0, letters=None, non_digits=0, slashed_zeros=0.0):
+                 unipen=None, unipen_copies=0, letters=None, non_digits=0, styles=None):
     """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits and non-digits, shuffled.
 
     The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``
     and ``unipen_copies`` renders of every UNIPEN digit of the training institutions (the test
-    and validation institutions never), ``slashed_zeros`` of their zeros drawn as Ø; ``non_digits`` renders of the training institutions'
+    and validation institutions never), ``styles`` ({style: share}, training/data.py: styled_jobs)
+    of their zeros drawn as Ø or θ and of their ones with a long flag; ``non_digits`` renders of the training institutions'
     letters, with shapes and scribbles, labelled ``NOT_A_DIGIT``; ``limit`` keeps that many
     MNIST images and a quarter as many drawn ones of each set (smoke tests).
     """
     x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
     drawn_limit = limit // 4 if limit else None
     x_drawn, y_drawn = drawn_training_digits(
-        copies, seed, pendigits, limit=drawn_limit, distort=distort, exclude=exclude, slashed=slashed_zeros
+        copies, seed, pendigits, limit=drawn_limit, distort=distort, exclude=exclude, styles=styles
     )
     x_unipen, y_unipen = unipen_training_digits(unipen_copies, seed, unipen, limit=drawn_limit, distort=distort,
-                                                slashed=slashed_zeros)
+                                                styles=styles)
     x_other, y_other = training_non_digits(non_digits, seed, letters, limit=drawn_limit)
     x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen, x_other]), np.concatenate([y_drawn, y_unipen, y_other])
     if limit:
@@ -137,8 +145,9 @@ def settings_for(model_id, args):
         stroke_distortion=not args.no_distort_strokes,
         outputs=CLASSES + 1 if args.non_digits else CLASSES,
     )
-    if args.slashed_zeros:
-        settings["slashed_zeros"] = args.slashed_zeros
+    for name in ("slashed_zeros", "barred_zeros", "flagged_ones"):
+        if getattr(args, name):
+            settings[name] = getattr(args, name)
     if args.non_digits:
         settings.update(non_digit_copies=args.non_digits,
                         non_digits="letters of the training institutions, training shape kinds, scribbles")
@@ -242,7 +251,7 @@ def main(argv=None):
     x_train, y_train, x_test, y_test = prepare_data(
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
         unipen=args.unipen, unipen_copies=args.unipen_copies, letters=args.letters, non_digits=args.non_digits,
-        slashed_zeros=args.slashed_zeros,
+        styles={"slash": args.slashed_zeros, "bar": args.barred_zeros, "flag": args.flagged_ones},
     )
     if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
         x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]
