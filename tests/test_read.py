@@ -28,6 +28,7 @@ from training.verdicts import (  # noqa: E402
     fit_network,
     network_cost_and_gradients,
     network_probability,
+    unsure_tradeoff,
 )
 
 
@@ -246,6 +247,14 @@ def test_detectors_separate_two_clouds():
     assert scores[:200].mean() < scores[200:].mean()
     network = Verdicts("numpy", "", 1.0, 0.5, 0.0, mean, scale, layers)
     assert np.allclose(network.non_digit_probability(np.concatenate([digits, others])), scores)
+
+
+def test_unsure_tradeoff_counts_unsure_readings_and_the_errors_among_them():
+    top = np.array([0.4, 0.6, 0.7, 0.8, 0.99, 0.999])
+    right = np.array([False, True, False, True, True, False])
+    table = unsure_tradeoff(top, right, thresholds=(0.5, 0.75))
+    assert table[0.5] == (1 / 6, 1.0, 1 / 3)  # one unsure, wrong; one of three errors caught
+    assert table[0.75] == (0.5, 2 / 3, 2 / 3)
 
 
 # ---------------------------------------------------------------- through the API
