@@ -35,6 +35,8 @@ MERGE_OVERLAP = 0.5  # pieces whose column spans overlap by this fraction of the
 SPLIT_ASPECT = 0.95  # a piece wider than this × its height may hold several touching digits…
 SPLIT_HEIGHT = 0.6  # …when it is at least this fraction of the number's height (not a 5's flag)
 SHORT_STROKE = 0.5  # a piece shorter than this fraction of the number's height is a stroke of a digit
+JOIN_GAP = 0.1  # neighbouring pieces closer than this fraction of the number's height, one of them…
+JOIN_HEIGHT = 0.75  # …shorter than this fraction, may be one digit drawn in two pieces (a 4's stem apart from its bar)
 MAX_CUTS = 10  # candidate cuts per wide piece (the cheapest seams)
 MAX_STRETCH = 1.6  # a stretch wider than this × the piece's height is never one digit
 SEAM_STEP = 0.02  # cost of a seam moving one column sideways, in stroke widths of ink crossed
@@ -364,9 +366,10 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
     reference = number_height(pieces)
     pieces = attach_strokes(merge_pieces(pieces), reference)
     crops = [piece_ink(p, ink, rows, starts, ends) for p in pieces]
-    hypotheses = [Hypothesis(i, 0, 1, crop, p.x0, p.y0) for i, (p, crop) in enumerate(zip(pieces, crops))]
     x = np.stack([preprocess_ink(crop)[0] for crop in crops])
     probs = _probabilities(x, model_id)
+    pieces, crops, x, probs = join_neighbours(pieces, crops, x, probs, reference, (ink, rows, starts, ends), model_id)
+    hypotheses = [Hypothesis(i, 0, 1, crop, p.x0, p.y0) for i, (p, crop) in enumerate(zip(pieces, crops))]
     cut_costs = [[0.0, 0.0] for _ in pieces]
     wide = [p.width > SPLIT_ASPECT * p.height and p.height >= SPLIT_HEIGHT * reference for p in pieces]
     widen = writer_width(probs, crops, wide)
@@ -389,6 +392,42 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
         raise TooManyMarksError(f"Found {len(chosen)} digits; a number here has at most {MAX_DIGITS}.")
     boxes = [(h.x0, h.y0, h.x0 + h.crop.shape[1], h.y0 + h.crop.shape[0]) for h in (hypotheses[k] for k in chosen)]
     return Segmentation(boxes, [hypotheses[k].crop for k in chosen], x[chosen], probs[chosen])
+
+
+def join_neighbours(pieces, crops, x, probs, reference, ink_runs, model_id):
+    """Return (pieces, crops, x, probs) with neighbours joined where they read better as one digit than as two.
+
+    A 4 whose stem stands just apart from its bar, or a zero whose bar broke off, leaves two
+    pieces side by side that ``merge_pieces`` (shared columns) and ``attach_strokes`` (short
+    strokes) keep apart. Only close neighbours, one of them short, are tried: their union is
+    read in one more model call and replaces them when it scores better than the two do
+    together (``hypothesis_score``, each digit paying DIGIT_PENALTY).
+    """
+    pairs = [
+        i for i in range(len(pieces) - 1)
+        if pieces[i + 1].x0 - pieces[i].x1 <= JOIN_GAP * reference
+        and min(pieces[i].height, pieces[i + 1].height) < JOIN_HEIGHT * reference
+    ]
+    if not pairs:
+        return pieces, crops, x, probs
+    unions = [merge(pieces[i], pieces[i + 1]) for i in pairs]
+    union_crops = [piece_ink(union, *ink_runs) for union in unions]
+    union_x = np.stack([preprocess_ink(crop)[0] for crop in union_crops])
+    union_probs = _probabilities(union_x, model_id)
+    joined = {}
+    for k, i in enumerate(pairs):
+        if i in joined or i - 1 in joined:
+            continue  # a piece joins at most one neighbour
+        apart = hypothesis_score(probs[i], crops[i]) + hypothesis_score(probs[i + 1], crops[i + 1])
+        if hypothesis_score(union_probs[k], union_crops[k]) > apart:
+            joined[i] = k
+    if not joined:
+        return pieces, crops, x, probs
+    keep = [i for i in range(len(pieces)) if i not in joined and i - 1 not in joined]
+    items = [(pieces[i], crops[i], x[i], probs[i]) for i in keep]
+    items += [(unions[k], union_crops[k], union_x[k], union_probs[k]) for k in joined.values()]
+    pieces, crops, x, probs = zip(*sorted(items, key=lambda item: item[0].x0))
+    return list(pieces), list(crops), np.stack(x), np.stack(probs)
 
 
 def stretches(index: int, piece: Piece, crop: np.ndarray, seams: list[np.ndarray]) -> list[Hypothesis]:

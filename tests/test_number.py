@@ -31,6 +31,13 @@ SEVEN_WITH_BAR = [
     np.array([[380, 130], [300, 300], [200, 500]], np.float32),
 ]
 
+# A 4 whose stem was drawn apart from its bar, a gap between them: two pieces side by side
+# that share no columns (a UNIPEN test writer's 4 was read as "21" so).
+FOUR_STEM_APART = [
+    np.array([[90, 0], [0, 300], [300, 300]], np.float32),
+    np.array([[380, 0], [380, 500]], np.float32),
+]
+
 
 @pytest.fixture(scope="module")
 def pendigits():
@@ -102,9 +109,10 @@ def two_piece_five(pendigits):
 
 
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
-@pytest.mark.parametrize("piece", ["two-stroke 5", "7 with a bar"])
+@pytest.mark.parametrize("piece", ["two-stroke 5", "7 with a bar", "4 with its stem apart"])
 def test_pieces_of_one_digit_are_one_digit(pendigits, model, piece, pool):
-    strokes = two_piece_five(pendigits) if piece == "two-stroke 5" else SEVEN_WITH_BAR
+    strokes = {"two-stroke 5": two_piece_five(pendigits), "7 with a bar": SEVEN_WITH_BAR,
+               "4 with its stem apart": FOUR_STEM_APART}[piece]
     thin = Layout(gap=GAPPED.gap, brush=(0.08, 0.08))  # a pen fine enough to leave the pieces apart
     canvas, inks, labels = composed(pool, 2, 11, layout=thin, extra=[strokes])
     assert ink_pieces(canvas) >= 4, "the test drawing must have the digit in two pieces"
