@@ -87,6 +87,17 @@ def test_resume_without_clean_epochs_is_refused(tmp_path):
     assert result.returncode != 0 and "--clean-epochs" in result.stderr
 
 
+def test_writing_style_shares_are_recorded_and_impossible_ones_refused():
+    from training.train import parse_args, settings_for
+
+    settings = settings_for("cnn", parse_args(["--model", "cnn", "--flagged-ones", "0.3", "--barred-zeros", "0.15"]))
+    assert (settings["slashed_zeros"], settings["barred_zeros"], settings["flagged_ones"]) == (0.3, 0.15, 0.3)
+    assert "flagged_ones" not in settings_for("cnn", parse_args(["--model", "cnn"]))  # off unless asked
+    for wrong in (["--flagged-ones", "1.5"], ["--slashed-zeros", "0.9", "--barred-zeros", "0.2"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--model", "cnn", *wrong])
+
+
 def test_validation_compares_both_renders_on_writers_left_out_of_training():
     result = run("training.validate", "--limit", "200", "--epochs", "1", "--copies", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

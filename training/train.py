@@ -35,6 +35,10 @@ from digitrec.base import CLASSES, FINAL_FRACTION  # noqa: E402
 from digitrec.registry import MODEL_IDS, model_class  # noqa: E402
 
 
+# The writing styles drawn into a share of the training digits: option → training/data.py's style name.
+STYLE_OPTIONS = {"slashed_zeros": "slash", "barred_zeros": "bar", "flagged_ones": "flag"}
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", choices=[*MODEL_IDS, "all"], default="all")
@@ -79,7 +83,7 @@ def parse_args(argv=None):
         parser.error("--resume runs only the epochs without augmentation: give --clean-epochs")
     if args.init and args.model == "all":
         parser.error("--init starts one model from saved weights: give --model too")
-    for name in ("slashed_zeros", "barred_zeros", "flagged_ones"):
+    for name in STYLE_OPTIONS:
         if not 0.0 <= getattr(args, name) <= 1.0:
             parser.error(f"--{name.replace('_', '-')} is a share of the digits, from 0 to 1")
     if args.slashed_zeros + args.barred_zeros > 1.0:
@@ -145,7 +149,7 @@ def settings_for(model_id, args):
         stroke_distortion=not args.no_distort_strokes,
         outputs=CLASSES + 1 if args.non_digits else CLASSES,
     )
-    for name in ("slashed_zeros", "barred_zeros", "flagged_ones"):
+    for name in STYLE_OPTIONS:
         if getattr(args, name):
             settings[name] = getattr(args, name)
     if args.non_digits:
@@ -251,7 +255,7 @@ def main(argv=None):
     x_train, y_train, x_test, y_test = prepare_data(
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
         unipen=args.unipen, unipen_copies=args.unipen_copies, letters=args.letters, non_digits=args.non_digits,
-        styles={"slash": args.slashed_zeros, "bar": args.barred_zeros, "flag": args.flagged_ones},
+        styles={style: getattr(args, name) for name, style in STYLE_OPTIONS.items()},
     )
     if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
         x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]
