@@ -416,8 +416,8 @@ def join_neighbours(pieces, crops, x, probs, reference, ink_runs, model_id):
     union_probs = _probabilities(union_x, model_id)
     joined = {}
     for k, i in enumerate(pairs):
-        if i in joined or i - 1 in joined:
-            continue  # a piece joins at most one neighbour
+        if i - 1 in joined:
+            continue  # a piece joins at most one neighbour: this one joined the piece before it
         apart = hypothesis_score(probs[i], crops[i]) + hypothesis_score(probs[i + 1], crops[i + 1])
         if hypothesis_score(union_probs[k], union_crops[k]) > apart:
             joined[i] = k

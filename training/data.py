@@ -10,6 +10,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from pathlib import Path
+from typing import Callable, NamedTuple
 
 import numpy as np
 
@@ -126,9 +127,20 @@ def _pen_line(start, end, size, rng: np.random.Generator) -> np.ndarray:
     return (np.linspace(start, end, 12) + rng.normal(0.0, 0.01, (12, 2)) * size).astype(np.float32)
 
 
-# A training digit's writing style, by name: what ``styled_jobs`` may pick for a job.
-STYLES = {"slash": slash_zero, "bar": bar_zero, "flag": flag_one}
-STYLED_DIGIT = {"slash": 0, "bar": 0, "flag": 1}
+class Style(NamedTuple):
+    """A writing style drawn into a share of the training digits: how, on which digit, and its cache-name word."""
+
+    draw: Callable
+    digit: int
+    word: str
+
+
+# The styles by name: what ``styled_jobs`` may pick for a job.
+STYLES = {
+    "slash": Style(slash_zero, 0, "slashed"),
+    "bar": Style(bar_zero, 0, "barred"),
+    "flag": Style(flag_one, 1, "flagged"),
+}
 
 
 def _render_one(job):
@@ -138,7 +150,7 @@ def _render_one(job):
     if distort:
         strokes = distort_strokes(strokes, rng)
     if style and style[0]:
-        strokes = STYLES[style[0]](strokes, rng)
+        strokes = STYLES[style[0]].draw(strokes, rng)
     return preprocess(render(strokes, condition))
 
 
@@ -156,7 +168,7 @@ def styled_jobs(jobs, labels, shares, seed):
     for index, (label, pick) in enumerate(zip(labels, picks)):
         bound = 0.0
         for style, share in shares.items():
-            if STYLED_DIGIT[style] != label:
+            if STYLES[style].digit != label:
                 continue
             bound += share
             if pick < bound:
@@ -167,8 +179,7 @@ def styled_jobs(jobs, labels, shares, seed):
 
 def style_key(shares) -> str:
     """Return the cache-name part for ``shares`` ("_slashed0.3_flagged0.3"); empty when no style is drawn."""
-    names = {"slash": "slashed", "bar": "barred", "flag": "flagged"}
-    return "".join(f"_{names[style]}{share:g}" for style, share in shares.items() if share)
+    return "".join(f"_{STYLES[style].word}{share:g}" for style, share in shares.items() if share)
 
 
 def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=None, distort=True,
@@ -187,7 +198,8 @@ def drawn_training_digits(copies=4, seed=0, path=None, limit=None, processes=Non
         keep = keep[:limit]
     excluded = "" if tuple(exclude) == HELD_OUT_WRITERS else "_without" + "-".join(map(str, exclude))
     distorted = "_distort" if distort else ""
-    cache = CACHE / f"drawn_seed{seed}_copies{copies}_n{len(keep)}{distorted}{excluded}{style_key(styles or {})}_{code_key()}.npz"
+    cache = CACHE / (f"drawn_seed{seed}_copies{copies}_n{len(keep)}{distorted}{excluded}"
+                     f"{style_key(styles or {})}_{code_key()}.npz")
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["y"]
