@@ -105,16 +105,48 @@ def test_a_flagged_one_climbs_from_low_left_to_the_top_of_its_stem(upwards):
     assert flagged[0] is not one[0] and len(one[0]) == 20  # the writer's strokes are not changed in place
 
 
+def test_an_upright_slashed_zero_is_struck_from_above_its_loop_to_below_it():
+    """φ: the zero as drawn, and one more nearly upright stroke through the loop, sticking out above and below."""
+    from training.data import upright_slash_zero
+
+    zero, struck = crossed_zero(upright_slash_zero)
+    left, top, right, bottom = box(zero)
+    start, end = struck[-1][0], struck[-1][-1]
+    assert start[1] < top and end[1] > bottom  # past the loop above and below
+    assert abs(end[0] - start[0]) < 0.6 * (end[1] - start[1])  # upright (≤ 15° plus tremor), not a slash
+    assert left < struck[-1][:, 0].mean() < right  # through the loop, not beside it
+
+
+@pytest.mark.parametrize("upwards", [False, True])
+def test_a_footed_one_has_a_long_flag_and_a_level_foot_under_its_stem(upwards):
+    """The European one: the flagged one's strokes, then a level stroke across the stem's lowest point."""
+    from training.data import flag_one, foot_one
+
+    stem = np.stack([np.full(20, 250.0), np.linspace(0.0, 500.0, 20)], axis=1).astype(np.float32)  # y down
+    one = [stem[::-1] if upwards else stem]
+    footed = foot_one(one, np.random.default_rng(1))
+    flagged = flag_one(one, np.random.default_rng(1))
+    assert len(footed) == 2
+    np.testing.assert_allclose(footed[0], flagged[0])  # the flag, drawn as flag_one draws it
+    foot = footed[1]
+    assert foot[0][0] < 250.0 - 0.1 * 500 and foot[-1][0] > 250.0 + 0.1 * 500  # out to both sides of the stem
+    assert abs(foot[:, 1].mean() - 500.0) < 0.1 * 500  # at the stem's foot
+    assert abs(foot[-1][1] - foot[0][1]) < 0.15 * 500  # level
+    assert len(one[0]) == 20 and one[0] is not footed[0]  # the writer's strokes are not changed in place
+
+
 def test_only_the_chosen_share_of_each_digit_gets_each_style():
     from training.data import styled_jobs
 
     labels = np.array([0, 1, 0, 7, 0] * 400)
     jobs = styled_jobs([("strokes", (0, i), True) for i in range(len(labels))], labels,
-                       {"slash": 0.3, "bar": 0.2, "flag": 0.5}, seed=0)
+                       {"slash": 0.3, "bar": 0.2, "flag": 0.5, "upright": 0.1, "foot": 0.2}, seed=0)
     styles = np.array([job[-1] for job in jobs])
     assert (styles[labels == 7] == "").all()
-    assert set(styles[labels == 0]) == {"", "slash", "bar"} and set(styles[labels == 1]) == {"", "flag"}
+    assert set(styles[labels == 0]) == {"", "slash", "bar", "upright"} and set(styles[labels == 1]) == {"", "flag", "foot"}
     assert 0.25 < (styles[labels == 0] == "slash").mean() < 0.35
     assert 0.15 < (styles[labels == 0] == "bar").mean() < 0.25
     assert 0.4 < (styles[labels == 1] == "flag").mean() < 0.6
+    assert 0.05 < (styles[labels == 0] == "upright").mean() < 0.15
+    assert 0.15 < (styles[labels == 1] == "foot").mean() < 0.25
     assert styled_jobs(jobs[:3], labels[:3], {"slash": 0.0}, seed=0) == jobs[:3]  # no share: the jobs as they were

@@ -93,7 +93,11 @@ def test_writing_style_shares_are_recorded_and_impossible_ones_refused():
     settings = settings_for("cnn", parse_args(["--model", "cnn", "--flagged-ones", "0.3", "--barred-zeros", "0.15"]))
     assert (settings["slashed_zeros"], settings["barred_zeros"], settings["flagged_ones"]) == (0.3, 0.15, 0.3)
     assert "flagged_ones" not in settings_for("cnn", parse_args(["--model", "cnn"]))  # off unless asked
-    for wrong in (["--flagged-ones", "1.5"], ["--slashed-zeros", "0.9", "--barred-zeros", "0.2"]):
+    footed = settings_for("cnn", parse_args(["--model", "cnn", "--footed-ones", "0.2", "--upright-slashed-zeros", "0.1"]))
+    assert (footed["footed_ones"], footed["upright_slashed_zeros"]) == (0.2, 0.1)
+    for wrong in (["--flagged-ones", "1.5"], ["--slashed-zeros", "0.9", "--barred-zeros", "0.2"],
+                  ["--flagged-ones", "0.6", "--footed-ones", "0.5"],
+                  ["--slashed-zeros", "0.5", "--barred-zeros", "0.3", "--upright-slashed-zeros", "0.3"]):
         with pytest.raises(SystemExit):
             parse_args(["--model", "cnn", *wrong])
 

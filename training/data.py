@@ -93,6 +93,22 @@ def bar_zero(strokes, rng: np.random.Generator) -> list:
     return [*strokes, _pen_line(start, end, size, rng)]
 
 
+def upright_slash_zero(strokes, rng: np.random.Generator) -> list:
+    """Return a zero's strokes with a nearly upright stroke through it, past its top and bottom: φ.
+
+    Some writers strike the zero from above to below rather than across; a model that knows
+    only the rising slash reads that φ as a 9 (a loop on a stem) or an 8. The stroke leans at
+    most 15° from upright and sticks out 5–35 % of the height above and below the loop.
+    """
+    low, size = _box(strokes)
+    lean = np.tan(np.radians(rng.uniform(-15.0, 15.0)))
+    centre = low[0] + size[0] * rng.uniform(0.4, 0.6)
+    above, below = rng.uniform(0.05, 0.35, 2)
+    start = np.array([centre + lean * size[1] * (0.5 + above), low[1] - above * size[1]])
+    end = np.array([centre - lean * size[1] * (0.5 + below), low[1] + (1.0 + below) * size[1]])
+    return [*strokes, _pen_line(start, end, size, rng)]
+
+
 def flag_one(strokes, rng: np.random.Generator) -> list:
     """Return a one's strokes with a long flag: a rising lead-in stroke into the top of the stem, and no other flag.
 
@@ -113,6 +129,24 @@ def flag_one(strokes, rng: np.random.Generator) -> list:
     start = stem[0] + length * np.array([-np.cos(angle), np.sin(angle)])  # y down: below and left of the top
     flag = _pen_line(start, stem[0], size, rng)[:-1]  # its last point is the stem's top
     return [*strokes[:stroke_index], np.concatenate([flag, stem]).astype(np.float32), *strokes[stroke_index + 1:]]
+
+
+def foot_one(strokes, rng: np.random.Generator) -> list:
+    """Return a one with a long flag (``flag_one``) and a level foot under its stem: the one of much of Europe.
+
+    With flag and foot the one is drawn as its writers learnt it at school; a model that has
+    met flags only on footless ones reads the pair as a 7 with a bar. The foot is a separate
+    stroke centred near the stem's lowest point, 15–40 % of the height out to each side.
+    """
+    flagged = flag_one(strokes, rng)
+    points = np.concatenate(flagged)
+    low, size = _box(flagged)
+    bottom = points[np.argmax(points[:, 1])]
+    left, right = rng.uniform(0.15, 0.4, 2) * size[1]
+    tilt = rng.uniform(-0.04, 0.04) * size[1]
+    start = bottom + [-left, tilt]
+    end = bottom + [right, -tilt]
+    return [*flagged, _pen_line(start, end, size, rng)]
 
 
 def _box(strokes):
@@ -140,6 +174,8 @@ STYLES = {
     "slash": Style(slash_zero, 0, "slashed"),
     "bar": Style(bar_zero, 0, "barred"),
     "flag": Style(flag_one, 1, "flagged"),
+    "upright": Style(upright_slash_zero, 0, "upright"),
+    "foot": Style(foot_one, 1, "footed"),
 }
 
 

@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from training.augment import augment_batch  # noqa: E402
-from training.data import drawn_training_digits, load_mnist, unipen_training_digits  # noqa: E402
+from training.data import STYLES, drawn_training_digits, load_mnist, unipen_training_digits  # noqa: E402
 from training.nondigits import training_non_digits  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
 from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS  # noqa: E402
@@ -36,7 +36,8 @@ from digitrec.registry import MODEL_IDS, model_class  # noqa: E402
 
 
 # The writing styles drawn into a share of the training digits: option → training/data.py's style name.
-STYLE_OPTIONS = {"slashed_zeros": "slash", "barred_zeros": "bar", "flagged_ones": "flag"}
+STYLE_OPTIONS = {"slashed_zeros": "slash", "barred_zeros": "bar", "flagged_ones": "flag",
+                 "upright_slashed_zeros": "upright", "footed_ones": "foot"}
 
 
 def parse_args(argv=None):
@@ -54,6 +55,12 @@ def parse_args(argv=None):
                         help="share of the drawn training zeros given a level bar, θ (training/data.py: bar_zero); 0: none")
     parser.add_argument("--flagged-ones", type=float, default=0.0,
                         help="share of the drawn training ones given a long rising flag (training/data.py: flag_one); 0: none")
+    parser.add_argument("--upright-slashed-zeros", type=float, default=0.0,
+                        help="share of the drawn training zeros struck from above to below, φ "
+                        "(training/data.py: upright_slash_zero); 0: none")
+    parser.add_argument("--footed-ones", type=float, default=0.0,
+                        help="share of the drawn training ones given a long flag and a foot "
+                        "(training/data.py: foot_one); 0: none")
     parser.add_argument("--non-digits", type=int, default=1,
                         help="random renders of each training-institution letter (plus shapes and scribbles) taught as "
                         "an 11th output, 'not a digit' (training/nondigits.py: training_non_digits); 0: ten outputs")
@@ -86,8 +93,11 @@ def parse_args(argv=None):
     for name in STYLE_OPTIONS:
         if not 0.0 <= getattr(args, name) <= 1.0:
             parser.error(f"--{name.replace('_', '-')} is a share of the digits, from 0 to 1")
-    if args.slashed_zeros + args.barred_zeros > 1.0:
-        parser.error("--slashed-zeros and --barred-zeros share the zeros: together at most 1")
+    for digit in {STYLES[style].digit for style in STYLE_OPTIONS.values()}:
+        names = [name for name, style in STYLE_OPTIONS.items() if STYLES[style].digit == digit]
+        if sum(getattr(args, name) for name in names) > 1.0:
+            parser.error(" and ".join("--" + name.replace("_", "-") for name in names)
+                         + f" share the {digit}s (a digit gets one style): together at most 1")
     if args.init and args.resume:
         parser.error("--init and --resume both choose the starting weights: give one")
     for name in ("copies", "unipen_copies", "non_digits", "epochs", "batch_size", "limit", "subsample", "clean_epochs"):
