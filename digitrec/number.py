@@ -13,8 +13,9 @@
 
 Every digit gets a reading (``DigitReading``: verdict, digit, candidates, probs, processed)
 from one function, ``reading``, given the probabilities and 28×28 image the segmentation
-already has; that function is the one place to change for per-digit verdicts (including
-"not_a_digit"), and a piece that is not a digit is shown as "?" in the text.
+already has, and the verdict the model's verdict file (``digitrec.read.Verdicts``) decides
+from the same forward pass — "digit", "unsure" or "not_a_digit", as ``digitrec.read``
+judges a single digit; a piece that is not a digit is shown as "?" in the text ("2?6").
 """
 
 from __future__ import annotations
@@ -24,7 +25,9 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
+from .base import CLASSES
 from .preprocess import INK_THRESHOLD, EmptyDrawingError, preprocess_ink, stroke_width, to_ink, to_uint8
+from .read import verdicts_for
 from .registry import check_model_id, get_model
 
 WORK_SIDE_MAX = 900  # the canvas is read at a whole fraction of its size, at most this many pixels wide
@@ -58,6 +61,7 @@ CUT_PENALTY = 0.5  # per stroke width of ink the cut goes through, beyond one st
 ALONG_STROKE = 2.5  # beyond this many stroke widths of ink the cut runs along a stroke, not across
 ALONG_PENALTY = 1.0  # per stroke width beyond ALONG_STROKE
 DIGIT_PENALTY = 0.3  # for each digit in a segmentation
+NON_DIGIT_PENALTY = 2.0  # more for a whole piece read as one non-digit: people draw numbers here, and two touching digits are no digit either
 
 
 class TooManyMarksError(ValueError):
@@ -68,7 +72,7 @@ class TooManyMarksError(ValueError):
 class DigitReading:
     """One digit of a number as the model read it (the shape ``digitrec.read`` gives)."""
 
-    verdict: str  # "digit", "unsure" (top two close); later also "not_a_digit", "several"
+    verdict: str  # "digit", "unsure" or "not_a_digit", as ``digitrec.read`` judges one digit
     digit: int | None  # the top guess (None when the piece is not a digit)
     candidates: list  # [{"digit": d, "probability": p}, …] best first, the top three
     probs: dict  # {"0": p0, …, "9": p9}
@@ -124,7 +128,13 @@ def read_number(image, model_id: str = "cnn") -> NumberReading:
     boxes = [
         (x0 * factor, y0 * factor, min(x1 * factor, width), min(y1 * factor, height)) for x0, y0, x1, y1 in found.boxes
     ]
-    digits = [reading(p / p.sum(), to_uint8(x)) for p, x in zip(found.probs, found.processed)]
+    probs = found.outputs[:, :CLASSES] / np.maximum(found.outputs[:, :CLASSES].sum(axis=1, keepdims=True), 1e-12)
+    verdicts = verdicts_for(model_id)
+    if verdicts is None:
+        decided = [None] * len(probs)
+    else:  # each digit is judged as ``digitrec.read`` judges a single digit, from the batch that read it
+        decided, _ = verdicts.decide(probs, found.features, np.ones(len(probs)))
+    digits = [reading(p, to_uint8(x), verdict) for p, x, verdict in zip(probs, found.processed, decided)]
     return NumberReading("".join(d.symbol for d in digits), digits, boxes, [to_uint8(1.0 - c) for c in found.crops])
 
 
@@ -142,27 +152,39 @@ def reduce(ink: np.ndarray) -> tuple[np.ndarray, int]:
     return np.asarray(Image.fromarray(ink, mode="F").reduce(factor), dtype=np.float32), factor
 
 
-def reading(p: np.ndarray, processed: np.ndarray) -> DigitReading:
-    """Return the reading of one digit from its ten probabilities: "unsure" when the top two are close."""
+def reading(p: np.ndarray, processed: np.ndarray, verdict: str | None = None) -> DigitReading:
+    """Return the reading of one digit from its ten probabilities and its verdict (``Verdicts.decide``).
+
+    Without a verdict (a model with no verdict file) the reading is "unsure" when the top two
+    guesses are close; a piece that is not a digit has no digit.
+    """
     order = np.argsort(-p, kind="stable")
     top, second = float(p[order[0]]), float(p[order[1]])
+    if verdict is None:
+        verdict = "unsure" if top - second < UNSURE_MARGIN else "digit"
     return DigitReading(
-        verdict="unsure" if top - second < UNSURE_MARGIN else "digit",
-        digit=int(order[0]),
+        verdict=str(verdict),
+        digit=None if verdict == "not_a_digit" else int(order[0]),
         candidates=[{"digit": int(d), "probability": round(float(p[d]), 4)} for d in order[:3]],
         probs={str(d): float(p[d]) for d in range(10)},
         processed=processed,
     )
 
 
-def _probabilities(x: np.ndarray, model_id: str) -> np.ndarray:
-    """Return (N, 10) digit probabilities for N preprocessed images, in one call of the model.
+def _outputs(x: np.ndarray, model_id: str) -> tuple[np.ndarray, np.ndarray]:
+    """Return (outputs, features) for N preprocessed images from one forward pass (``features_and_proba``).
 
-    They are the digits' shares of all the model's outputs, not renormalised: for a model
-    with a "not a digit" output, a fragment cut off a digit scores low for every digit, so a
-    cut that leaves fragments loses to one that leaves digits (``hypothesis_score``).
+    ``outputs`` (N, 11) are the digits' shares of all the model's outputs, not renormalised,
+    then the "not a digit" share (0 for a ten-output network): a fragment cut off a digit
+    scores low for every digit, so a cut that leaves fragments loses to one that leaves
+    digits, and a heart read whole as "not a digit" is not cut into digits
+    (``hypothesis_score``). ``features`` are what the verdicts are decided on.
     """
-    return np.asarray(get_model(model_id).predict_outputs(np.asarray(x, np.float32)), dtype=np.float64)[:, :10]
+    model = get_model(model_id)
+    features, probs = model.features_and_proba(np.asarray(x, np.float32))
+    features, probs = np.asarray(features), np.asarray(probs, np.float64)
+    other = features[:, -1:].astype(np.float64) if model.outputs > CLASSES else np.zeros((len(probs), 1))
+    return np.concatenate([probs * (1.0 - other), other], axis=1), features
 
 
 # ---------------------------------------------------------------- pieces of ink
@@ -331,7 +353,8 @@ class Segmentation:
     boxes: list  # (x0, y0, x1, y1) on the work map, x1 and y1 exclusive
     crops: list  # each digit's ink (float, ink = 1), cropped to it
     processed: np.ndarray  # (N, 28, 28) float32: what the model read
-    probs: np.ndarray  # (N, 10)
+    outputs: np.ndarray  # (N, 11): the digits' shares, then "not a digit" (``_outputs``)
+    features: np.ndarray  # (N, F): what each digit's verdict is decided on
 
 
 @dataclasses.dataclass
@@ -367,8 +390,10 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
     pieces = attach_strokes(merge_pieces(pieces), reference)
     crops = [piece_ink(p, ink, rows, starts, ends) for p in pieces]
     x = np.stack([preprocess_ink(crop)[0] for crop in crops])
-    probs = _probabilities(x, model_id)
-    pieces, crops, x, probs = join_neighbours(pieces, crops, x, probs, reference, (ink, rows, starts, ends), model_id)
+    probs, features = _outputs(x, model_id)
+    pieces, crops, x, probs, features = join_neighbours(
+        pieces, crops, x, probs, features, reference, (ink, rows, starts, ends), model_id
+    )
     hypotheses = [Hypothesis(i, 0, 1, crop, p.x0, p.y0) for i, (p, crop) in enumerate(zip(pieces, crops))]
     cut_costs = [[0.0, 0.0] for _ in pieces]
     wide = [p.width > SPLIT_ASPECT * p.height and p.height >= SPLIT_HEIGHT * reference for p in pieces]
@@ -377,7 +402,7 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
     for index, (piece, crop) in enumerate(zip(pieces, crops)):
         if not wide[index]:
             continue
-        if hypothesis_score(probs[index], crop, widen) >= -2 * DIGIT_PENALTY:
+        if hypothesis_score(probs[index], crop, widen, whole=True) >= -2 * DIGIT_PENALTY:
             continue  # no split can score better than this piece read whole
         seams = candidate_seams(crop)
         hypotheses[index].last = len(seams) + 1
@@ -386,16 +411,17 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
     if more:
         x_more = np.stack([preprocess_ink(h.crop)[0] for h in more])
         hypotheses, x = hypotheses + more, np.concatenate([x, x_more])
-        probs = np.concatenate([probs, _probabilities(x_more, model_id)])
+        more_probs, more_features = _outputs(x_more, model_id)
+        probs, features = np.concatenate([probs, more_probs]), np.concatenate([features, more_features])
     chosen = [k for i, costs in enumerate(cut_costs) for k in best_chain(i, costs, hypotheses, probs, widen)]
     if len(chosen) > MAX_DIGITS:
         raise TooManyMarksError(f"Found {len(chosen)} digits; a number here has at most {MAX_DIGITS}.")
     boxes = [(h.x0, h.y0, h.x0 + h.crop.shape[1], h.y0 + h.crop.shape[0]) for h in (hypotheses[k] for k in chosen)]
-    return Segmentation(boxes, [hypotheses[k].crop for k in chosen], x[chosen], probs[chosen])
+    return Segmentation(boxes, [hypotheses[k].crop for k in chosen], x[chosen], probs[chosen], features[chosen])
 
 
-def join_neighbours(pieces, crops, x, probs, reference, ink_runs, model_id):
-    """Return (pieces, crops, x, probs) with neighbours joined where they read better as one digit than as two.
+def join_neighbours(pieces, crops, x, probs, features, reference, ink_runs, model_id):
+    """Return (pieces, crops, x, probs, features) with neighbours joined where they read better as one digit than as two.
 
     A 4 whose stem stands just apart from its bar, or a zero whose bar broke off, leaves two
     pieces side by side that ``merge_pieces`` (shared columns) and ``attach_strokes`` (short
@@ -409,25 +435,25 @@ def join_neighbours(pieces, crops, x, probs, reference, ink_runs, model_id):
         and min(pieces[i].height, pieces[i + 1].height) < JOIN_HEIGHT * reference
     ]
     if not pairs:
-        return pieces, crops, x, probs
+        return pieces, crops, x, probs, features
     unions = [merge(pieces[i], pieces[i + 1]) for i in pairs]
     union_crops = [piece_ink(union, *ink_runs) for union in unions]
     union_x = np.stack([preprocess_ink(crop)[0] for crop in union_crops])
-    union_probs = _probabilities(union_x, model_id)
+    union_probs, union_features = _outputs(union_x, model_id)
     joined = {}
     for k, i in enumerate(pairs):
         if i - 1 in joined:
             continue  # a piece joins at most one neighbour: this one joined the piece before it
-        apart = hypothesis_score(probs[i], crops[i]) + hypothesis_score(probs[i + 1], crops[i + 1])
-        if hypothesis_score(union_probs[k], union_crops[k]) > apart:
+        apart = hypothesis_score(probs[i], crops[i], whole=True) + hypothesis_score(probs[i + 1], crops[i + 1], whole=True)
+        if hypothesis_score(union_probs[k], union_crops[k], whole=True) > apart:
             joined[i] = k
     if not joined:
-        return pieces, crops, x, probs
+        return pieces, crops, x, probs, features
     keep = [i for i in range(len(pieces)) if i not in joined and i - 1 not in joined]
-    items = [(pieces[i], crops[i], x[i], probs[i]) for i in keep]
-    items += [(unions[k], union_crops[k], union_x[k], union_probs[k]) for k in joined.values()]
-    pieces, crops, x, probs = zip(*sorted(items, key=lambda item: item[0].x0))
-    return list(pieces), list(crops), np.stack(x), np.stack(probs)
+    items = [(pieces[i], crops[i], x[i], probs[i], features[i]) for i in keep]
+    items += [(unions[k], union_crops[k], union_x[k], union_probs[k], union_features[k]) for k in joined.values()]
+    pieces, crops, x, probs, features = zip(*sorted(items, key=lambda item: item[0].x0))
+    return list(pieces), list(crops), np.stack(x), np.stack(probs), np.stack(features)
 
 
 def stretches(index: int, piece: Piece, crop: np.ndarray, seams: list[np.ndarray]) -> list[Hypothesis]:
@@ -518,34 +544,42 @@ def _seam_pass(ink: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def writer_width(probs: np.ndarray, crops: list[np.ndarray], wide: list[bool]) -> float:
-    """Return how much wider than usual (log of width/height) this writer draws digits, from the number's narrow pieces.
+    """Return how much wider than usual (log of width/height) this writer draws digits, from the number's pieces.
 
     A writer who draws wide draws every digit wide: a wide 4 among wide 5s and 2s is one 4,
-    not two digits touching. Only pieces too narrow to be cut (surely one digit each) count,
-    and only widening counts, so a number drawn all in one blob is judged by the usual widths.
+    not two digits touching, and a wide 3 in a number of wide digits is not "37". With two
+    pieces or more every piece counts, as its whole reading (the median, so one touching
+    pair among single digits does not widen the rest); a piece alone counts only if it is
+    too narrow to be cut, since a lone wide piece may be the touching digits themselves.
+    Only widening counts, so a number drawn all in one blob is judged by the usual widths.
     """
     offsets = [
-        np.log(crop.shape[1] / crop.shape[0]) - ASPECT_LOG_MEAN[int(np.argmax(p))]
+        np.log(crop.shape[1] / crop.shape[0]) - ASPECT_LOG_MEAN[int(np.argmax(p[:CLASSES]))]
         for p, crop, w in zip(probs, crops, wide)
-        if not w
+        if len(crops) > 1 or not w
     ]
     return float(np.clip(np.median(offsets), 0.0, WRITER_WIDEN)) if offsets else 0.0
 
 
-def hypothesis_score(probs: np.ndarray, crop: np.ndarray, widen: float = 0.0) -> float:
-    """Return how likely a stretch is to be one digit: its best digit's log-probability less shape penalties.
+def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, whole: bool = False) -> float:
+    """Return how likely a stretch is to be one digit (or, read ``whole``, one non-digit): a log-probability less penalties.
 
     Each digit has a usual width for its height (``ASPECT``); a stretch much wider than
     its digit usually is — two touching digits read as one — is penalised, so a touching
     "06" that the classifier calls an 8 is not taken for one 8. A narrow stretch that is
-    not a 1 is a fragment cut off a digit.
+    not a 1 is a fragment cut off a digit. A whole piece may also be one mark that is not
+    a digit (``outputs``' last column), so a heart is not cut into three digits; a stretch
+    may not, or cutting a digit into fragments would pay.
     """
     aspect = crop.shape[1] / crop.shape[0]
     excess = np.maximum((np.log(aspect) - widen - ASPECT_LOG_MEAN) / ASPECT_LOG_SPREAD - ASPECT_SLACK, 0.0)
-    score = np.log(np.maximum(probs, 1e-9)) - ASPECT_PENALTY * excess**2 - DIGIT_PENALTY
+    score = np.log(np.maximum(outputs[:CLASSES], 1e-9)) - ASPECT_PENALTY * excess**2 - DIGIT_PENALTY
     if aspect < NARROW_ASPECT:
-        score[np.arange(10) != 1] -= NARROW_PENALTY
-    return float(score.max())
+        score[np.arange(CLASSES) != 1] -= NARROW_PENALTY
+    other = -np.inf
+    if whole and len(outputs) > CLASSES:
+        other = np.log(max(float(outputs[CLASSES]), 1e-9)) - DIGIT_PENALTY - NON_DIGIT_PENALTY
+    return float(max(score.max(), other))
 
 
 def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], probs: np.ndarray, widen: float) -> list[int]:
@@ -564,7 +598,8 @@ def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], pro
             k = mine.get((i, j))
             if k is None or best[i] == -np.inf:
                 continue
-            total = best[i] + hypothesis_score(probs[k], hypotheses[k].crop, widen) - _cut_cost(costs[i])
+            score = hypothesis_score(probs[k], hypotheses[k].crop, widen, whole=(i, j) == (0, ends))
+            total = best[i] + score - _cut_cost(costs[i])
             if total > best[j]:
                 best[j], back[j] = total, i
     chain, j = [], ends

@@ -179,8 +179,8 @@ def test_a_gapped_number_with_a_wide_digit_is_read_in_one_model_call(pool, monke
     canvas, inks, labels = composed(pool, 4, 21)
     model = digitrec.get_model("cnn")
     calls = []
-    predict = model.predict_outputs  # what the segmenter calls: every output, "not a digit" too
-    monkeypatch.setattr(model, "predict_outputs", lambda x: calls.append(len(x)) or predict(x))
+    predict = model.features_and_proba  # what the segmenter calls: every output and the verdicts' features
+    monkeypatch.setattr(model, "features_and_proba", lambda x: calls.append(len(x)) or predict(x))
     reading = digitrec.read_number(canvas, "cnn")
     assert calls == [4]
     wide = [x1 - x0 > number.SPLIT_ASPECT * (y1 - y0) for x0, y0, x1, y1 in reading.boxes]
@@ -229,6 +229,22 @@ def test_unknown_model_is_refused(pool):
     canvas, _, _ = composed(pool, 2, 15)
     with pytest.raises(digitrec.UnknownModelError, match="cnn"):
         digitrec.read_number(canvas, "bogus")
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_a_shape_among_digits_is_read_as_not_a_digit_and_shown_as_a_question_mark(pool, model):
+    """"2♥6": each piece gets the verdict ``digitrec.read`` gives it drawn alone, and the heart shows as "?"."""
+    from training.nondigits import shape
+
+    strokes, labels, _ = next(numbers(pool, 1, 2, 16))
+    heart = shape("heart", np.random.default_rng(0))
+    canvas, inks = compose([strokes[0], heart, strokes[1]], GAPPED, np.random.default_rng(16))
+    alone_readings = [digitrec.read(single_digit_paper(ink), model) for ink in inks]
+    assert alone_readings[1].verdict == "not_a_digit", "the test heart must be one the model rejects alone"
+    reading = digitrec.read_number(canvas, model)
+    assert [d.verdict for d in reading.digits] == [r.verdict for r in alone_readings]
+    assert reading.text == "".join("?" if r.verdict == "not_a_digit" else str(r.digit) for r in alone_readings)
+    assert reading.text[1] == "?" and reading.digits[1].digit is None
 
 
 def test_not_a_digit_shows_as_a_question_mark():
