@@ -144,3 +144,16 @@ def test_finetuning_trains_each_cnn_member_on_its_own_loss():
     )
     reported = after["settings"]["history"][0]["loss"]
     assert reported == pytest.approx(own, rel=1e-4)
+
+
+def test_validate_unipen_reads_shipped_weights_on_given_renders():
+    """The validation script's row for one manifest: accuracy per condition, errors counted, MNIST read."""
+    from training.data import load_mnist
+    from training.validate_unipen import read
+
+    _, _, x_test, y_test = load_mnist()
+    x, y = x_test[:50], y_test[:50]
+    row = read(ROOT / "weights" / "numpy.json", {"a": (x, y), "b": (x[:20], y[:20])}, x[:30], y[:30])
+    assert row["reads"] == 70 and 0 <= row["errors"] <= 70
+    assert row["worst"] == min(row["by_condition"].values()) and set(row["by_condition"]) == {"a", "b"}
+    assert row["errors"] == round((1 - row["by_condition"]["a"]) * 50 + (1 - row["by_condition"]["b"]) * 20)

@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from training.heldout import unipen_arrays  # noqa: E402
-from digitrec.base import read_manifest  # noqa: E402
+from digitrec.manifest import read as read_manifest  # noqa: E402
 from digitrec.registry import model_class  # noqa: E402
 from training.data import load_mnist  # noqa: E402
 from training.unipen import VALIDATION_INSTITUTIONS  # noqa: E402
