@@ -149,18 +149,40 @@ def suspect_labels(model_ids, arrays, most=0.7):
 
 def save_suspects(suspects, arrays, path: Path):
     """Draw the suspects' canvas-default renders, each captioned "label → models' reading", into one PNG."""
+    y = next(iter(arrays.values()))[1]
+    save_sheet({i: f"#{i}: {y[i]} -> {guess}" for i, guess in sorted(suspects.items())}, arrays, path)
+
+
+def misread_digits(model_id, arrays):
+    """Return [(index, label, most common wrong reading, conditions misread)] for one model, most misread first.
+
+    The errors that remain, looked at one by one, name the styles no training writer draws
+    (``--misread`` draws them).
+    """
+    guesses = np.stack([digitrec.get_model(model_id).predict_labels(x) for x, _ in arrays.values()])
+    labels = next(iter(arrays.values()))[1]
+    wrong = guesses != labels
+    found = []
+    for i in np.flatnonzero(wrong.any(axis=0)):
+        values, counts = np.unique(guesses[wrong[:, i], i], return_counts=True)
+        found.append((int(i), int(labels[i]), int(values[np.argmax(counts)]), int(wrong[:, i].sum())))
+    return sorted(found, key=lambda item: (-item[3], item[0]))
+
+
+def save_sheet(captions: dict, arrays, path: Path, columns=10):
+    """Draw the canvas-default renders of the digits ``captions`` names ({index: caption}) into one PNG."""
     from PIL import Image, ImageDraw
 
-    x, y = next(iter(arrays.values()))
-    cell, columns = 84, 10
-    rows = max(1, int(np.ceil(len(suspects) / columns)))
+    x = next(iter(arrays.values()))[0]
+    cell = 84
+    rows = max(1, int(np.ceil(len(captions) / columns)))
     sheet = Image.new("L", (columns * cell, rows * (cell + 14)), 255)
     draw = ImageDraw.Draw(sheet)
-    for k, (i, guess) in enumerate(sorted(suspects.items())):
+    for k, (i, caption) in enumerate(captions.items()):
         left, top = (k % columns) * cell, (k // columns) * (cell + 14)
         image = Image.fromarray((255 - x[i] * 255).astype(np.uint8)).resize((cell - 4, cell - 4), Image.NEAREST)
         sheet.paste(image, (left + 2, top + 2))
-        draw.text((left + 4, top + cell - 2), f"#{i}: {y[i]} -> {guess}", fill=0)
+        draw.text((left + 4, top + cell - 2), caption, fill=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
 
@@ -184,6 +206,9 @@ def main(argv=None):
     parser.add_argument("--suspects", type=Path,
                         help="save a contact sheet of UNIPEN test digits every model misreads alike (label errors?) "
                         "here, and print the UNIPEN table without them too")
+    parser.add_argument("--misread", type=Path,
+                        help="save a contact sheet of the UNIPEN test digits the first of --models misreads in any "
+                        "condition (most misread first, \"#index: label -> reading xconditions\") here, and count them")
     parser.add_argument("--record", action="store_true", help="write the figures into weights/<id>.json")
     parser.add_argument("--errors", type=Path, help="folder for the confusion matrix and worst-ten images")
     args = parser.parse_args(argv)
@@ -221,6 +246,15 @@ def main(argv=None):
                                                            for i, g in sorted(suspects.items())))
             print("\nUNIPEN test institutions without them:\n")
             print(format_table(args.models, without(arrays, args.models, suspects), None, label="UNIPEN")[0])
+        if args.misread:
+            misread = misread_digits(args.models[0], arrays)
+            save_sheet({i: f"#{i}: {label} -> {guess} x{n}" for i, label, guess, n in misread[:100]}, arrays, args.misread)
+            pairs = {}
+            for _, label, guess, n in misread:
+                pairs[label, guess] = pairs.get((label, guess), 0) + n
+            print(f"\n{args.models[0]}: {len(misread)} UNIPEN test digits misread in some condition, "
+                  f"{sum(n for *_, n in misread)} reads (sheet of the first 100: {args.misread}); most common: "
+                  + ", ".join(f"{a}→{b} {n}" for (a, b), n in sorted(pairs.items(), key=lambda kv: -kv[1])[:8]))
     print(f"\n({time.time() - started:.0f} s)")
     if args.errors:
         save_errors(errors, args.errors, args.models)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+import digitrec
 from digitrec.preprocess import preprocess
 from training import data as training_data
 from training.strokes import Condition, render
@@ -113,3 +114,25 @@ def test_a_wrong_label_every_model_reads_otherwise_is_a_suspect_and_is_left_out_
     assert (tmp_path / "sheet.png").exists()
     table = without(arrays, ["numpy"], suspects)
     assert set(table) == {"a", "b"} and all(0.0 <= row["numpy"] <= 1.0 for row in table.values())
+
+
+def test_misread_digits_are_counted_per_condition_and_drawn_most_misread_first(tmp_path):
+    from PIL import Image
+
+    from bench.accuracy import misread_digits, save_sheet
+    from training.data import load_mnist
+
+    _, _, x_test, y_test = load_mnist()
+    x, y = x_test[:40], y_test[:40].copy()
+    y[3] = (y[3] + 1) % 10  # misread in both conditions, as what it really is
+    blank = x.copy()
+    blank[5] = 0.0  # an empty image in one condition only: misread there, whatever the model says
+    y[5] = (digitrec.get_model("numpy").predict_labels(blank[5:6])[0] + 1) % 10
+    arrays = {"a": (x, y), "b": (blank, y)}
+    found = misread_digits("numpy", arrays)
+    first = found[0]
+    assert first[:3] == (3, int(y[3]), int(y_test[3])) and first[3] == 2
+    assert (5, int(y[5])) in [item[:2] for item in found]
+    assert all(found[k][3] >= found[k + 1][3] for k in range(len(found) - 1))
+    save_sheet({i: f"#{i}" for i, *_ in found}, arrays, tmp_path / "sheet.png", columns=4)
+    assert Image.open(tmp_path / "sheet.png").size[0] == 4 * 84
