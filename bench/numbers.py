@@ -13,7 +13,8 @@ slightly overlapping; a drifting baseline; mixed sizes. Reported per condition a
 whole-number accuracy (every digit right, none missing or extra) and per-digit accuracy
 (digits right in their place, counted only when the number has the right count); beside
 them, single-digit accuracy: the same digits, each drawn alone at the same size and brush,
-read by ``digitrec.predict``. Then the time to read a 6-digit number, in-process (p50).
+read by ``digitrec.predict`` and by ``digitrec.read`` (where "not a digit" is wrong, as "?" is in
+a number). Then the time to read a 6-digit number, in-process (p50).
 Seeded: the same command prints the same accuracies.
 """
 
@@ -164,7 +165,8 @@ def run(model_id: str, pool, per_length: int, seed: int):
     results = {}
     for c, (name, layout) in enumerate(CONDITIONS.items()):
         for length in LENGTHS:
-            counts = dict(numbers=0, right=0, digits=0, digits_right=0, single=0, single_right=0, miscounted=0)
+            counts = dict(numbers=0, right=0, digits=0, digits_right=0, single=0, single_right=0, single_read_right=0,
+                          miscounted=0)
             counts["by_source"] = {source: dict(numbers=0, right=0) for source in pool.sources}
             rng = np.random.default_rng([seed, c, length])
             for strokes, labels, source in numbers(pool, per_length, length, seed * 1000 + c * 10 + length):
@@ -182,9 +184,12 @@ def run(model_id: str, pool, per_length: int, seed: int):
                     counts["miscounted"] += 1
                 if name == "generous gaps":
                     for ink, label in zip(inks, labels):
-                        probs, _ = digitrec.predict(single_digit_paper(ink), model_id)
+                        paper = single_digit_paper(ink)
+                        probs, _ = digitrec.predict(paper, model_id)
                         counts["single"] += 1
                         counts["single_right"] += max(probs, key=probs.get) == str(label)
+                        alone = digitrec.read(paper, model_id)  # as a visitor sees one digit: "not a digit" is wrong
+                        counts["single_read_right"] += alone.verdict in ("digit", "unsure") and alone.digit == label
             results[name, length] = counts
             print(f"{model_id} {name}, {length} digits: {counts['right']}/{counts['numbers']}", file=sys.stderr, flush=True)
     return results
@@ -240,12 +245,15 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
                 f"{by_source(name, source, [4])} | {by_source(name, source, LENGTHS)}" for source in sources) + " |")
         gapped = [results["generous gaps", n] for n in LENGTHS]
         single = sum(r["single_right"] for r in gapped), sum(r["single"] for r in gapped)
+        single_read = sum(r["single_read_right"] for r in gapped), sum(r["single"] for r in gapped)
         in_numbers = sum(r["digits_right"] for r in gapped), sum(r["digits"] for r in gapped)
         times = times_by_model[model_id]
         lines += [
             "",
             f"Single digits, the same writers' digits of the generous-gaps numbers drawn alone: "
-            f"{percent(*single)}; the same digits read in their numbers: {percent(*in_numbers)}. "
+            f"{percent(*single)} by `digitrec.predict`, {percent(*single_read)} by `digitrec.read` (its \"not a "
+            f"digit\" counted wrong, as \"?\" in a number is); the same digits read in their numbers: "
+            f"{percent(*in_numbers)}. "
             f"A 6-digit number is read in {np.percentile(times, 50):.1f} ms (p50; p90 "
             f"{np.percentile(times, 90):.1f} ms, {len(times)} reads, in-process; load average "
             f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores when timed).",

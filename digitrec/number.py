@@ -57,6 +57,7 @@ ASPECT_PENALTY = 0.5  # per squared spread beyond the slack
 WRITER_WIDEN = 0.3  # at most this much (log of width/height) wider than usual for a writer who draws wide
 NARROW_ASPECT = 0.4  # a digit narrower than this × its height that is not read as 1
 NARROW_PENALTY = 2.0
+SHORT_PENALTY = 2.0  # a stretch cut from a piece, shorter than SHORT_STROKE × the number's height: a broken-off hook, not a digit
 CUT_PENALTY = 0.5  # per stroke width of ink the cut goes through, beyond one stroke
 ALONG_STROKE = 2.5  # beyond this many stroke widths of ink the cut runs along a stroke, not across
 ALONG_PENALTY = 1.0  # per stroke width beyond ALONG_STROKE
@@ -413,7 +414,9 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
         hypotheses, x = hypotheses + more, np.concatenate([x, x_more])
         more_probs, more_features = _outputs(x_more, model_id)
         probs, features = np.concatenate([probs, more_probs]), np.concatenate([features, more_features])
-    chosen = [k for i, costs in enumerate(cut_costs) for k in best_chain(i, costs, hypotheses, probs, widen)]
+    chosen = [
+        k for i, costs in enumerate(cut_costs) for k in best_chain(i, costs, hypotheses, probs, widen, reference)
+    ]
     if len(chosen) > MAX_DIGITS:
         raise TooManyMarksError(f"Found {len(chosen)} digits; a number here has at most {MAX_DIGITS}.")
     boxes = [(h.x0, h.y0, h.x0 + h.crop.shape[1], h.y0 + h.crop.shape[0]) for h in (hypotheses[k] for k in chosen)]
@@ -582,7 +585,8 @@ def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, 
     return float(max(score.max(), other))
 
 
-def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], probs: np.ndarray, widen: float) -> list[int]:
+def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], probs: np.ndarray, widen: float,
+               reference: float = 0.0) -> list[int]:
     """Return the hypotheses (indexes) that cut piece ``index`` into digits with the best total score.
 
     Dynamic programming over the piece's cuts: the best chain to cut j is the best chain to
@@ -598,7 +602,10 @@ def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], pro
             k = mine.get((i, j))
             if k is None or best[i] == -np.inf:
                 continue
-            score = hypothesis_score(probs[k], hypotheses[k].crop, widen, whole=(i, j) == (0, ends))
+            whole = (i, j) == (0, ends)
+            score = hypothesis_score(probs[k], hypotheses[k].crop, widen, whole=whole)
+            if not whole and hypotheses[k].crop.shape[0] < SHORT_STROKE * reference:
+                score -= SHORT_PENALTY
             total = best[i] + score - _cut_cost(costs[i])
             if total > best[j]:
                 best[j], back[j] = total, i

@@ -121,6 +121,21 @@ def test_pieces_of_one_digit_are_one_digit(pendigits, model, piece, pool):
     assert len(reading.digits) == 3
 
 
+def test_a_hook_cut_off_a_digit_is_not_a_digit_of_its_own():
+    """A UNIPEN training writer's wide 5 whose tail hook a seam can cut off reads "5", not "15".
+
+    The hook read alone looks like a 1, but it is a third of the digit's height: a stretch that
+    short is a broken-off stroke, not a digit (``SHORT_PENALTY``).
+    """
+    from training.unipen import load_unipen_writers
+
+    digits, labels, writers = load_unipen_writers()
+    five = [digits[i] for i in np.flatnonzero((writers == "apb/Patricia_Peek") & (labels == 5))][1]
+    canvas, inks = compose([five], GAPPED, np.random.default_rng(0))
+    assert alone(inks, "cnn") == "5"
+    assert digitrec.read_number(canvas, "cnn").text == "5"
+
+
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
 def test_specks_and_dots_are_ignored(pool, model):
     canvas, inks, _ = composed(pool, 3, 12)
