@@ -127,6 +127,11 @@ def save_errors(errors, folder: Path, model_ids):
             print(f"{model_id}: worst ten (true→guess): " + ", ".join(f"{e[4]}→{e[5]} ({e[0]})" for e in worst))
 
 
+def condition_guesses(model_id, arrays) -> np.ndarray:
+    """Return (conditions, digits): the digit one model reads in each condition's preprocessed arrays."""
+    return np.stack([digitrec.get_model(model_id).predict_labels(x) for x, _ in arrays.values()])
+
+
 def suspect_labels(model_ids, arrays, most=0.7):
     """Return {index: guess} for digits every model reads as the same other digit in ``most`` of the conditions.
 
@@ -134,9 +139,7 @@ def suspect_labels(model_ids, arrays, most=0.7):
     ``save_suspects`` draws lets a person tell which, and the figures are reported with
     and without them — they are never dropped silently.
     """
-    guesses = np.stack([
-        np.stack([digitrec.get_model(m).predict_labels(x) for x, _ in arrays.values()]) for m in model_ids
-    ])  # (models, conditions, digits)
+    guesses = np.stack([condition_guesses(m, arrays) for m in model_ids])  # (models, conditions, digits)
     labels = next(iter(arrays.values()))[1]
     suspects = {}
     for i, label in enumerate(labels):
@@ -159,7 +162,7 @@ def misread_digits(model_id, arrays):
     The errors that remain, looked at one by one, name the styles no training writer draws
     (``--misread`` draws them).
     """
-    guesses = np.stack([digitrec.get_model(model_id).predict_labels(x) for x, _ in arrays.values()])
+    guesses = condition_guesses(model_id, arrays)
     labels = next(iter(arrays.values()))[1]
     wrong = guesses != labels
     found = []

@@ -25,7 +25,7 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from .base import CLASSES
+from .base import CLASSES, digits_only
 from .preprocess import INK_THRESHOLD, EmptyDrawingError, preprocess_ink, stroke_width, to_ink, to_uint8
 from .read import verdicts_for
 from .registry import check_model_id, get_model
@@ -129,7 +129,7 @@ def read_number(image, model_id: str = "cnn") -> NumberReading:
     boxes = [
         (x0 * factor, y0 * factor, min(x1 * factor, width), min(y1 * factor, height)) for x0, y0, x1, y1 in found.boxes
     ]
-    probs = found.outputs[:, :CLASSES] / np.maximum(found.outputs[:, :CLASSES].sum(axis=1, keepdims=True), 1e-12)
+    probs = np.asarray(digits_only(found.outputs), np.float64)  # the ten digits' probabilities, as predict gives them
     verdicts = verdicts_for(model_id)
     if verdicts is None:
         decided = [None] * len(probs)
@@ -564,21 +564,26 @@ def writer_width(probs: np.ndarray, crops: list[np.ndarray], wide: list[bool]) -
     return float(np.clip(np.median(offsets), 0.0, WRITER_WIDEN)) if offsets else 0.0
 
 
-def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, whole: bool = False) -> float:
+def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, whole: bool = False,
+                     reference: float = 0.0) -> float:
     """Return how likely a stretch is to be one digit (or, read ``whole``, one non-digit): a log-probability less penalties.
 
     Each digit has a usual width for its height (``ASPECT``); a stretch much wider than
     its digit usually is — two touching digits read as one — is penalised, so a touching
     "06" that the classifier calls an 8 is not taken for one 8. A narrow stretch that is
-    not a 1 is a fragment cut off a digit. A whole piece may also be one mark that is not
-    a digit (``outputs``' last column), so a heart is not cut into three digits; a stretch
-    may not, or cutting a digit into fragments would pay.
+    not a 1 is a fragment cut off a digit, and so is a stretch cut from a piece that is
+    shorter than SHORT_STROKE × the number's height (``reference``): a broken-off hook. A
+    whole piece may also be one mark that is not a digit (``outputs``' last column), so a
+    heart is not cut into three digits; a stretch may not, or cutting a digit into fragments
+    would pay.
     """
     aspect = crop.shape[1] / crop.shape[0]
     excess = np.maximum((np.log(aspect) - widen - ASPECT_LOG_MEAN) / ASPECT_LOG_SPREAD - ASPECT_SLACK, 0.0)
     score = np.log(np.maximum(outputs[:CLASSES], 1e-9)) - ASPECT_PENALTY * excess**2 - DIGIT_PENALTY
     if aspect < NARROW_ASPECT:
         score[np.arange(CLASSES) != 1] -= NARROW_PENALTY
+    if not whole and crop.shape[0] < SHORT_STROKE * reference:
+        score -= SHORT_PENALTY
     other = -np.inf
     if whole and len(outputs) > CLASSES:
         other = np.log(max(float(outputs[CLASSES]), 1e-9)) - DIGIT_PENALTY - NON_DIGIT_PENALTY
@@ -602,10 +607,7 @@ def best_chain(index: int, costs: list[float], hypotheses: list[Hypothesis], pro
             k = mine.get((i, j))
             if k is None or best[i] == -np.inf:
                 continue
-            whole = (i, j) == (0, ends)
-            score = hypothesis_score(probs[k], hypotheses[k].crop, widen, whole=whole)
-            if not whole and hypotheses[k].crop.shape[0] < SHORT_STROKE * reference:
-                score -= SHORT_PENALTY
+            score = hypothesis_score(probs[k], hypotheses[k].crop, widen, whole=(i, j) == (0, ends), reference=reference)
             total = best[i] + score - _cut_cost(costs[i])
             if total > best[j]:
                 best[j], back[j] = total, i

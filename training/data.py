@@ -140,7 +140,7 @@ def foot_one(strokes, rng: np.random.Generator) -> list:
     """
     flagged = flag_one(strokes, rng)
     points = np.concatenate(flagged)
-    low, size = _box(flagged)
+    _, size = _box(flagged)
     bottom = points[np.argmax(points[:, 1])]
     left, right = rng.uniform(0.15, 0.4, 2) * size[1]
     tilt = rng.uniform(-0.04, 0.04) * size[1]
