@@ -150,3 +150,41 @@ def test_only_the_chosen_share_of_each_digit_gets_each_style():
     assert 0.05 < (styles[labels == 0] == "upright").mean() < 0.15
     assert 0.15 < (styles[labels == 1] == "foot").mean() < 0.25
     assert styled_jobs(jobs[:3], labels[:3], {"slash": 0.0}, seed=0) == jobs[:3]  # no share: the jobs as they were
+
+
+def test_a_touching_pair_is_two_digits_run_together_and_never_hides_a_narrow_one():
+    """The pairs taught as "not a digit" are one piece of ink: two digits side by side whose boxes meet or overlap."""
+    from digitrec.number import components
+    from training.nondigits import PAIR_HIDDEN, PAIR_OVERLAP, touching_pair
+
+    stem = [np.stack([np.linspace(14.0, 6.0, 20), np.linspace(0.0, 100.0, 20)], axis=1).astype(np.float32)]  # a 1
+    t = np.linspace(0, 2 * np.pi, 40)
+    ring = [np.stack([60 + 50 * np.cos(t), 60 + 60 * np.sin(t)], axis=1).astype(np.float32)]  # a 0, 100 × 120
+    rng = np.random.default_rng(0)
+    for first, second in [(ring, ring), (ring, stem), (stem, ring), (stem, stem)] * 10:
+        pair = touching_pair(first, second, rng)
+        assert len(pair) == len(first) + len(second)
+        a, b = box(pair[: len(first)]), box(pair[len(first):])
+        heights = a[3] - a[1], b[3] - b[1]
+        assert 0.9 <= min(heights) and max(heights) <= 1.1  # one height, give or take a tenth
+        gap = b[0] - a[2]
+        narrower = min(a[2] - a[0], b[2] - b[0])
+        assert PAIR_OVERLAP[0] - 1e-6 <= gap <= PAIR_OVERLAP[1] + 1e-6  # overlapping to just touching
+        assert gap >= -PAIR_HIDDEN * narrower - 1e-6  # a 1 never sinks into its neighbour
+        assert abs(a[3] - b[3]) < 0.25  # on one baseline
+    drawn = render(touching_pair(ring, ring, np.random.default_rng(3)))[:, :, 0] < 128
+    assert components(drawn)[-1] == 1  # the two zeros' ink is one piece
+
+
+def test_touching_pairs_come_from_one_training_writer_each():
+    from training.nondigits import touching_pairs, training_writers_digits
+    from training.strokes import HELD_OUT_WRITERS
+    from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS
+
+    digits, writers = training_writers_digits()
+    held = [f"pendigits/{w}" for w in HELD_OUT_WRITERS]
+    assert not any(w in held or w.split("/")[0] in TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS for w in writers)
+    assert len(digits) == len(writers) and {"pendigits"} < {w.split("/")[0] for w in writers}
+    pairs = touching_pairs(5, seed=4)
+    assert len(pairs) == 5 and all(len(p) >= 2 for p in pairs)
+    assert [np.array_equal(p[0], q[0]) for p, q in zip(pairs, touching_pairs(5, seed=4))] == [True] * 5  # reproducible

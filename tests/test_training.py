@@ -102,6 +102,17 @@ def test_writing_style_shares_are_recorded_and_impossible_ones_refused():
             parse_args(["--model", "cnn", *wrong])
 
 
+def test_touching_pairs_are_recorded_and_refused_without_the_not_a_digit_output():
+    from training.train import parse_args, settings_for
+
+    settings = settings_for("cnn", parse_args(["--model", "cnn", "--non-digits", "2", "--touching-pairs", "2"]))
+    assert settings["touching_pair_copies"] == 2 and "touching" in settings["non_digits"]
+    assert "touching_pair_copies" not in settings_for("cnn", parse_args(["--model", "cnn"]))  # off unless asked
+    for wrong in (["--non-digits", "0", "--touching-pairs", "1"], ["--touching-pairs", "-1"]):
+        with pytest.raises(SystemExit):
+            parse_args(["--model", "cnn", *wrong])
+
+
 def test_validation_compares_both_renders_on_writers_left_out_of_training():
     result = run("training.validate", "--limit", "200", "--epochs", "1", "--copies", "1")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

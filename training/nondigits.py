@@ -19,9 +19,10 @@ import numpy as np
 
 from digitrec.preprocess import WORK_SIDE, preprocess_with_view, to_uint8
 
-from .data import CACHE, code_key, render_all, save_cache
-from .strokes import BENCHMARK_CONDITIONS, data_path, distort_strokes, random_condition, read_pen_file, render
-from .unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, scaled
+from .data import CACHE, _box, code_key, render_all, save_cache
+from .strokes import (BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, data_path, distort_strokes, load_pendigits,
+                      random_condition, read_pen_file, render)
+from .unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, load_unipen_writers, scaled, split_indices
 
 NON_DIGIT_LETTERS = tuple("ACEFHKMNPRUVWXYacefhkmnpruvwx")
 DIGIT_LIKE = tuple("OoQDIliJjLTtSsZzBGgqbdy")
@@ -138,6 +139,60 @@ def synthetic(kind: str, count: int, seed: int) -> list[list[np.ndarray]]:
             for i in range(count)]
 
 
+PAIR_OVERLAP = (-0.15, 0.02)  # space between a pair's boxes, in digit heights: overlapping to just touching once inked
+PAIR_HIDDEN = 0.3  # …but never overlapping more than this share of the narrower digit's width
+
+
+def training_writers_digits(pendigits=None, unipen=None):
+    """Return (digits, writers): the training writers' digits as strokes, y down, and who drew each.
+
+    pendigits writers outside HELD_OUT_WRITERS and UNIPEN's training institutions: the same
+    writers the models learn digits from, never a held-out one.
+    """
+    pen_digits, _, pen_writers = load_pendigits(pendigits)
+    uni_digits, _, uni_writers = load_unipen_writers(unipen)
+    pen_keep = np.flatnonzero(~np.isin(pen_writers, HELD_OUT_WRITERS))
+    uni_keep = split_indices(np.array([w.split("/")[0] for w in uni_writers]), "train")
+    digits = [pen_digits[i] for i in pen_keep] + [uni_digits[i] for i in uni_keep]
+    writers = np.concatenate([[f"pendigits/{w}" for w in pen_writers[pen_keep]], uni_writers[uni_keep]])
+    return digits, writers
+
+
+def touching_pair(first, second, rng: np.random.Generator) -> list[np.ndarray]:
+    """Return one drawing of two digits side by side whose ink touches or overlaps: strokes, y down.
+
+    Two digits run together are no single digit, and a network that reads them as one
+    confidently (a touching "41" as a 4 at 99 %) leaves the number reader no reason to cut
+    them apart. Each digit is scaled to the same height (±10 %) and set on a common
+    baseline (±5 % of the height), the second starting PAIR_OVERLAP of a height after the
+    first ends (never hiding a third of the narrower one: two ones on top of each other are one 1).
+    """
+    boxes = [_box(first), _box(second)]
+    heights = rng.uniform(0.9, 1.1, 2)
+    widths = [size[0] * height / size[1] for (_, size), height in zip(boxes, heights)]
+    # A 1 may not sink into its neighbour: overlapping more than a third of the narrower digit hides it.
+    gap = max(rng.uniform(*PAIR_OVERLAP), -PAIR_HIDDEN * min(widths))
+    placed = []
+    for strokes, (low, size), height, x in zip((first, second), boxes, heights, (0.0, widths[0] + gap)):
+        shift = np.array([x, 1.0 - height + rng.normal(0.0, 0.05)])
+        placed += [((stroke - low) * (height / size[1]) + shift).astype(np.float32) for stroke in strokes]
+    return placed
+
+
+def touching_pairs(count: int, seed: int, pendigits=None, unipen=None) -> list[list[np.ndarray]]:
+    """Return ``count`` touching pairs (``touching_pair``), each from two digits of one training writer."""
+    digits, writers = training_writers_digits(pendigits, unipen)
+    rng = np.random.default_rng(seed)
+    names = np.unique(writers)
+    by_writer = {name: np.flatnonzero(writers == name) for name in names}
+    pairs = []
+    for _ in range(count):
+        own = by_writer[names[int(rng.integers(len(names)))]]
+        first, second = rng.choice(own, size=2, replace=len(own) < 2)
+        pairs.append(touching_pair(digits[first], digits[second], rng))
+    return pairs
+
+
 # ---------------------------------------------------------------- rendering, cached
 
 
@@ -181,16 +236,19 @@ def render_set(name: str, drawings, seed: int, conditions="random", distort=True
 
 
 SYNTHETIC_PER_COPY = 3000  # shapes, and as many scribbles, per copy: together about a quarter of the letters
+PAIRS_PER_COPY = 6000  # touching pairs per copy: as many as shapes and scribbles together
 
 
-def training_non_digits(copies=1, seed=0, path=None, limit=None):
+def training_non_digits(copies=1, seed=0, path=None, limit=None, pair_copies=0, pendigits=None, unipen=None):
     """Return (x, y): ``copies`` random renders of the training institutions' letters, shapes and scribbles, y = 10.
 
     The models' 11th output ("not a digit", ``digitrec.base.NOT_A_DIGIT``) learns from these:
     letters that look like no digit of the training institutions only (the validation and test
     institutions' letters never), the training shape kinds (never ``TEST_SHAPES``) and
     scribbles, drawn from seeds apart from the verdict sets', distorted and rendered as the
-    training digits are. ``limit`` keeps that many letters and a tenth as many of each synthetic kind.
+    training digits are; and ``pair_copies`` × PAIRS_PER_COPY pairs of training writers'
+    digits touching (``touching_pairs``). ``limit`` keeps that many letters and a tenth as
+    many of each synthetic kind.
     """
     from digitrec.base import NOT_A_DIGIT
 
@@ -207,5 +265,9 @@ def training_non_digits(copies=1, seed=0, path=None, limit=None):
                                 base)[0])
         parts.append(render_set(f"model_scribbles_copy{copy}", synthetic("scribble", synthetic_count, base + 50),
                                 base)[0])
+    pair_count = PAIRS_PER_COPY if limit is None else max(1, limit // 10)
+    for copy in range(pair_copies):
+        base = 3000 + 100 * seed + copy
+        parts.append(render_set(f"model_pairs_copy{copy}", touching_pairs(pair_count, base, pendigits, unipen), base)[0])
     x = np.concatenate(parts)
     return x, np.full(len(x), NOT_A_DIGIT, np.int64)

@@ -64,6 +64,9 @@ def parse_args(argv=None):
     parser.add_argument("--non-digits", type=int, default=1,
                         help="random renders of each training-institution letter (plus shapes and scribbles) taught as "
                         "an 11th output, 'not a digit' (training/nondigits.py: training_non_digits); 0: ten outputs")
+    parser.add_argument("--touching-pairs", type=int, default=0,
+                        help="renders of 6,000 pairs of a training writer's digits touching, taught as 'not a digit' "
+                        "so the number reader cuts them (training/nondigits.py: touching_pairs); 0: none")
     parser.add_argument("--letters", help="path of unipen_letters.npz (default: $DIGITREC_DATA or ../shared/data)")
     parser.add_argument("--init", help="a saved manifest: start from these weights instead of fresh ones")
     parser.add_argument("--checkpoints", help="folder to save the model into after every epoch (a killed run "
@@ -100,9 +103,14 @@ def parse_args(argv=None):
                          + f" share the {digit}s (a digit gets one style): together at most 1")
     if args.init and args.resume:
         parser.error("--init and --resume both choose the starting weights: give one")
-    for name in ("copies", "unipen_copies", "non_digits", "epochs", "batch_size", "limit", "subsample", "clean_epochs"):
+    if args.touching_pairs and not args.non_digits:
+        parser.error("--touching-pairs are taught as 'not a digit': give --non-digits too")
+    for name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "epochs", "batch_size", "limit",
+                 "subsample", "clean_epochs"):
         value = getattr(args, name)
-        if value is not None and value < (0 if name in ("copies", "unipen_copies", "non_digits", "clean_epochs") else 1):
+        if value is not None and value < (
+            0 if name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "clean_epochs") else 1
+        ):
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
@@ -111,14 +119,15 @@ def parse_args(argv=None):
 
 
 def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS,
-                 unipen=None, unipen_copies=0, letters=None, non_digits=0, styles=None):
+                 unipen=None, unipen_copies=0, letters=None, non_digits=0, styles=None, touching_pairs=0):
     """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits and non-digits, shuffled.
 
     The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``
     and ``unipen_copies`` renders of every UNIPEN digit of the training institutions (the test
     and validation institutions never), ``styles`` ({style: share}, training/data.py: styled_jobs)
     of their zeros drawn as Ø or θ and of their ones with a long flag; ``non_digits`` renders of the training institutions'
-    letters, with shapes and scribbles, labelled ``NOT_A_DIGIT``; ``limit`` keeps that many
+    letters, with shapes and scribbles, and ``touching_pairs`` renders of training writers' digits run
+    together, labelled ``NOT_A_DIGIT``; ``limit`` keeps that many
     MNIST images and a quarter as many drawn ones of each set (smoke tests).
     """
     x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
@@ -128,7 +137,8 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
     )
     x_unipen, y_unipen = unipen_training_digits(unipen_copies, seed, unipen, limit=drawn_limit, distort=distort,
                                                 styles=styles)
-    x_other, y_other = training_non_digits(non_digits, seed, letters, limit=drawn_limit)
+    x_other, y_other = training_non_digits(non_digits, seed, letters, limit=drawn_limit, pair_copies=touching_pairs,
+                                           pendigits=pendigits, unipen=unipen)
     x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen, x_other]), np.concatenate([y_drawn, y_unipen, y_other])
     if limit:
         x_mnist, y_mnist = x_mnist[:limit], y_mnist[:limit]
@@ -164,7 +174,10 @@ def settings_for(model_id, args):
             settings[name] = getattr(args, name)
     if args.non_digits:
         settings.update(non_digit_copies=args.non_digits,
-                        non_digits="letters of the training institutions, training shape kinds, scribbles")
+                        non_digits="letters of the training institutions, training shape kinds, scribbles"
+                        + (", training writers' digits touching in pairs" if args.touching_pairs else ""))
+        if args.touching_pairs:
+            settings["touching_pair_copies"] = args.touching_pairs
     if args.unipen_copies:
         settings.update(unipen_copies=args.unipen_copies, unipen_institutions="all but " + ", ".join(
             TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
@@ -265,7 +278,7 @@ def main(argv=None):
     x_train, y_train, x_test, y_test = prepare_data(
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
         unipen=args.unipen, unipen_copies=args.unipen_copies, letters=args.letters, non_digits=args.non_digits,
-        styles={style: getattr(args, name) for name, style in STYLE_OPTIONS.items()},
+        styles={style: getattr(args, name) for name, style in STYLE_OPTIONS.items()}, touching_pairs=args.touching_pairs,
     )
     if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
         x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]
