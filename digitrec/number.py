@@ -35,7 +35,7 @@ MAX_DIGITS = 12  # a drawing with more digits than this is refused: no one draws
 MAX_PIECES = 60  # separate marks beyond this (after specks) are noise, not a number
 SPECK = 0.18  # a piece whose longer side is under this fraction of the number's height is a speck or a dot
 MERGE_OVERLAP = 0.5  # pieces whose column spans overlap by this fraction of the narrower one are one digit
-SPLIT_ASPECT = 0.95  # a piece wider than this × its height may hold several touching digits…
+SPLIT_ASPECT = 0.6  # a piece wider than this × its height may hold several touching digits (a "41" is 0.67)…
 SPLIT_HEIGHT = 0.6  # …when it is at least this fraction of the number's height (not a 5's flag)
 SHORT_STROKE = 0.5  # a piece shorter than this fraction of the number's height is a stroke of a digit
 JOIN_GAP = 0.1  # neighbouring pieces closer than this fraction of the number's height, one of them…
@@ -57,12 +57,13 @@ ASPECT_PENALTY = 0.5  # per squared spread beyond the slack
 WRITER_WIDEN = 0.3  # at most this much (log of width/height) wider than usual for a writer who draws wide
 NARROW_ASPECT = 0.4  # a digit narrower than this × its height that is not read as 1
 NARROW_PENALTY = 2.0
-SHORT_PENALTY = 2.0  # a stretch cut from a piece, shorter than SHORT_STROKE × the number's height: a broken-off hook, not a digit
+SHORT_STRETCH = 0.7  # a stretch cut from a piece, shorter than this × the number's height, is a broken-off hook or an arc…
+SHORT_PENALTY = 2.0  # …not a digit
 CUT_PENALTY = 0.5  # per stroke width of ink the cut goes through, beyond one stroke
 ALONG_STROKE = 2.5  # beyond this many stroke widths of ink the cut runs along a stroke, not across
 ALONG_PENALTY = 1.0  # per stroke width beyond ALONG_STROKE
 DIGIT_PENALTY = 0.3  # for each digit in a segmentation
-NON_DIGIT_PENALTY = 2.0  # more for a whole piece read as one non-digit: people draw numbers here, and two touching digits are no digit either
+NON_DIGIT_PENALTY = 3.0  # more for a whole piece read as one non-digit: people draw numbers here, and touching digits read as "not a digit" are cut
 
 
 class TooManyMarksError(ValueError):
@@ -572,7 +573,7 @@ def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, 
     its digit usually is — two touching digits read as one — is penalised, so a touching
     "06" that the classifier calls an 8 is not taken for one 8. A narrow stretch that is
     not a 1 is a fragment cut off a digit, and so is a stretch cut from a piece that is
-    shorter than SHORT_STROKE × the number's height (``reference``): a broken-off hook. A
+    shorter than SHORT_STRETCH × the number's height (``reference``): a broken-off hook. A
     whole piece may also be one mark that is not a digit (``outputs``' last column), so a
     heart is not cut into three digits; a stretch may not, or cutting a digit into fragments
     would pay.
@@ -582,7 +583,7 @@ def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, 
     score = np.log(np.maximum(outputs[:CLASSES], 1e-9)) - ASPECT_PENALTY * excess**2 - DIGIT_PENALTY
     if aspect < NARROW_ASPECT:
         score[np.arange(CLASSES) != 1] -= NARROW_PENALTY
-    if not whole and crop.shape[0] < SHORT_STROKE * reference:
+    if not whole and crop.shape[0] < SHORT_STRETCH * reference:
         score -= SHORT_PENALTY
     other = -np.inf
     if whole and len(outputs) > CLASSES:

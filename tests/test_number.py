@@ -175,6 +175,22 @@ def test_overlapping_touching_pair_is_split_into_its_two_digits(pendigits, write
     assert left < right and left_end < right_end
 
 
+# Touching pairs no wider than one digit (a 1 beside its neighbour) and two zeros run
+# together (held-out writers' digits, each read right alone): the old reader never tried
+# to cut a piece narrower than 0.95 × its height and took "00" for one wide 0.
+NARROW_PAIRS = [(29, "14"), (29, "17"), (30, "17"), (30, "11"), (29, "00")]
+
+
+@pytest.mark.parametrize("writer, pair", NARROW_PAIRS, ids=[f"{w}-{p}" for w, p in NARROW_PAIRS])
+def test_a_touching_pair_as_narrow_as_one_digit_is_cut_into_its_two_digits(pendigits, writer, pair):
+    digits, labels, writers = pendigits
+    strokes = [digits[int(np.flatnonzero((writers == writer) & (labels == int(d)))[0])] for d in pair]
+    canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
+    assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
+    assert alone(inks, "cnn") == pair
+    assert digitrec.read_number(canvas, "cnn").text == pair
+
+
 def test_a_flag_reaching_past_its_digit_stays_with_it(pool):
     """A 5 whose flag, drawn apart, sticks out past the digit's columns is one digit, not a 5 and a 7 or a 1."""
     five = [
