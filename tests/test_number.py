@@ -157,6 +157,16 @@ def test_touching_pair_is_split(pendigits):
     assert digitrec.read_number(canvas, "cnn").text == "12"
 
 
+def touching_pair(pendigits, writer, pair):
+    """Return a canvas of one held-out writer's two digits overlapping a little: one piece of ink, each digit read right alone."""
+    digits, labels, writers = pendigits
+    strokes = [digits[int(np.flatnonzero((writers == writer) & (labels == int(d)))[0])] for d in pair]
+    canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
+    assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
+    assert alone(inks, "cnn") == pair
+    return canvas
+
+
 # Touching pairs whose digits overlap or share columns, so no vertical cut separates them
 # (held-out writers' digits, each read right alone): the cut must bend around the overhang.
 OVERLAPPING_PAIRS = [(26, "06"), (29, "36"), (25, "49"), (28, "74"), (29, "56"), (30, "21")]
@@ -164,11 +174,7 @@ OVERLAPPING_PAIRS = [(26, "06"), (29, "36"), (25, "49"), (28, "74"), (29, "56"),
 
 @pytest.mark.parametrize("writer, pair", OVERLAPPING_PAIRS, ids=[f"{w}-{p}" for w, p in OVERLAPPING_PAIRS])
 def test_overlapping_touching_pair_is_split_into_its_two_digits(pendigits, writer, pair):
-    digits, labels, writers = pendigits
-    strokes = [digits[int(np.flatnonzero((writers == writer) & (labels == int(d)))[0])] for d in pair]
-    canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
-    assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
-    assert alone(inks, "cnn") == pair
+    canvas = touching_pair(pendigits, writer, pair)
     reading = digitrec.read_number(canvas, "cnn")
     assert reading.text == pair
     (left, _, left_end, _), (right, _, right_end, _) = reading.boxes
@@ -183,12 +189,7 @@ NARROW_PAIRS = [(29, "14"), (29, "17"), (30, "17"), (30, "11"), (29, "00")]
 
 @pytest.mark.parametrize("writer, pair", NARROW_PAIRS, ids=[f"{w}-{p}" for w, p in NARROW_PAIRS])
 def test_a_touching_pair_as_narrow_as_one_digit_is_cut_into_its_two_digits(pendigits, writer, pair):
-    digits, labels, writers = pendigits
-    strokes = [digits[int(np.flatnonzero((writers == writer) & (labels == int(d)))[0])] for d in pair]
-    canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
-    assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
-    assert alone(inks, "cnn") == pair
-    assert digitrec.read_number(canvas, "cnn").text == pair
+    assert digitrec.read_number(touching_pair(pendigits, writer, pair), "cnn").text == pair
 
 
 def test_a_flag_reaching_past_its_digit_stays_with_it(pool):
