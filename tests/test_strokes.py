@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -188,3 +190,19 @@ def test_touching_pairs_come_from_one_training_writer_each():
     pairs = touching_pairs(5, seed=4)
     assert len(pairs) == 5 and all(len(p) >= 2 for p in pairs)
     assert [np.array_equal(p[0], q[0]) for p, q in zip(pairs, touching_pairs(5, seed=4))] == [True] * 5  # reproducible
+
+
+def test_a_cached_render_is_not_reused_once_the_code_that_draws_it_changes(tmp_path, monkeypatch):
+    """The writing styles (training/data.py) and the shapes and pairs (training/nondigits.py) key the render caches."""
+    from training import data, nondigits
+
+    monkeypatch.setattr(nondigits, "CACHE", tmp_path / "cache")
+    drawings = [nondigits.shape("star", np.random.default_rng(0))]
+    nondigits.render_set("star", drawings, seed=0, processes=1)
+    for module in (data, nondigits):
+        edited = tmp_path / f"{module.__name__}.py"
+        edited.write_bytes(Path(module.__file__).read_bytes() + b"\n# an edit\n")
+        with monkeypatch.context() as patched:
+            patched.setattr(module, "__file__", str(edited))
+            nondigits.render_set("star", drawings, seed=0, processes=1)
+    assert len(list((tmp_path / "cache").iterdir())) == 3  # one render per version of the code, none reused

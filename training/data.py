@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
 
@@ -26,8 +27,10 @@ CACHE = Path(__file__).resolve().parent / ".cache"
 def code_key(*modules) -> str:
     """Return a short hash of the rendering and preprocessing code (and ``modules``), for render cache names.
 
-    A cached render is only valid for the code that made it: an edit to ``preprocess.py``
-    or the renderer changes this key, so stale renders are never read.
+    A cached render is only valid for the code that made it: an edit to ``preprocess.py``,
+    the renderer, this module's writing styles or the ``modules`` that draw the drawings
+    (``training/nondigits.py``'s shapes and touching pairs) changes this key, so stale
+    renders are never read.
     """
     import hashlib
 
@@ -35,7 +38,9 @@ def code_key(*modules) -> str:
 
     from . import strokes
 
-    code = b"".join(Path(m.__file__).read_bytes() for m in (preprocess_module, strokes, *modules))
+    code = b"".join(
+        Path(m.__file__).read_bytes() for m in (preprocess_module, strokes, sys.modules[__name__], *modules)
+    )
     return hashlib.sha256(code).hexdigest()[:12]
 
 
@@ -262,7 +267,7 @@ def render_all(render_one, jobs, processes=None) -> list:
 
 def save_cache(cache: Path, **arrays) -> None:
     """Write ``arrays`` to ``cache`` through a temporary file renamed into place: a killed run leaves no half file."""
-    CACHE.mkdir(exist_ok=True)
+    cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(f".{os.getpid()}.tmp")
     with open(partial, "wb") as file:
         np.savez_compressed(file, **arrays)

@@ -14,11 +14,13 @@ only ever in the test set (``TEST_SHAPES``), so the test asks about shapes never
 
 from __future__ import annotations
 
+import sys
 
 import numpy as np
 
 from digitrec.preprocess import WORK_SIDE, preprocess_with_view, to_uint8
 
+from . import unipen
 from .data import CACHE, _box, code_key, render_all, save_cache
 from .strokes import (BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, data_path, distort_strokes, load_pendigits,
                       random_condition, read_pen_file, render)
@@ -218,7 +220,7 @@ def render_set(name: str, drawings, seed: int, conditions="random", distort=True
     """
     kind = conditions if isinstance(conditions, str) else "given"
     distorted = "_distort" if distort else ""
-    cache = CACHE / f"verdicts_{name}_n{len(drawings)}_seed{seed}_{kind}{distorted}_{code_key()}.npz"
+    cache = CACHE / f"verdicts_{name}_n{len(drawings)}_seed{seed}_{kind}{distorted}_{code_key(sys.modules[__name__], unipen)}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["views"]
