@@ -20,7 +20,7 @@ import numpy as np
 
 from digitrec.preprocess import WORK_SIDE, preprocess_with_view, to_uint8
 
-from . import unipen
+from . import unipen as unipen_module  # keys the render caches; ``unipen`` below is a path
 from .data import CACHE, _box, code_key, render_all, save_cache
 from .strokes import (BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, data_path, distort_strokes, load_pendigits,
                       random_condition, read_pen_file, render)
@@ -220,7 +220,7 @@ def render_set(name: str, drawings, seed: int, conditions="random", distort=True
     """
     kind = conditions if isinstance(conditions, str) else "given"
     distorted = "_distort" if distort else ""
-    cache = CACHE / f"verdicts_{name}_n{len(drawings)}_seed{seed}_{kind}{distorted}_{code_key(sys.modules[__name__], unipen)}.npz"
+    cache = CACHE / f"verdicts_{name}_n{len(drawings)}_seed{seed}_{kind}{distorted}_{code_key(sys.modules[__name__], unipen_module)}.npz"
     if cache.exists():
         with np.load(cache) as data:
             return data["x"], data["views"]
