@@ -4,6 +4,7 @@
     python -m bench.numbers --models cnn --per-length 20    # a quicker look
     python -m bench.numbers --writers training  # the training writers: where the segmentation's settings are chosen
     python -m bench.numbers --write             # also put the table into docs/numbers.md
+    python -m bench.numbers --usual-widths      # each digit's usual width, as digitrec/number.py's ASPECT_LOG_* hold it
 
 Numbers of 2 to 6 digits are composed from pen trajectories, each number from ONE writer,
 every other number from each source: UCI pendigits (held out: writers 25–30) and UNIPEN
@@ -154,6 +155,26 @@ def numbers(pool: Pool, count: int, length: int, seed: int):
         yield [digits[i] for i in chosen], [int(labels[i]) for i in chosen], source
 
 
+def usual_widths(pool: Pool, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Return each digit's usual width for its height: the mean and spread of log(width/height), 0–9, over the pool.
+
+    Every digit is drawn as bench numbers draw it (100 px tall, a brush from Layout's
+    range); the segmenter takes a stretch much wider than its digit usually is for two
+    digits touching. Measured on the training writers of both sources: UNIPEN's writers
+    draw wider than pendigits' (a 3: 0.77 against 0.68 of its height), and a prior from
+    pendigits alone cut their wide 3s into "37".
+    """
+    rng = np.random.default_rng(seed)
+    low, high = Layout().brush
+    logs = np.empty(len(pool.digits))
+    for k, strokes in enumerate(pool.digits):
+        ink = digit_ink(strokes, 100.0, 100.0 * rng.uniform(low, high))
+        logs[k] = np.log(ink.shape[1] / ink.shape[0])
+    mean = np.array([logs[pool.labels == d].mean() for d in range(10)])
+    spread = np.array([logs[pool.labels == d].std() for d in range(10)])
+    return mean.round(2), spread.round(2)
+
+
 def single_digit_paper(ink: np.ndarray) -> np.ndarray:
     """Return one digit's ink crop alone on white paper with a margin: a single digit as drawn."""
     pad = max(8, ink.shape[0] // 4)
@@ -282,7 +303,13 @@ def main(argv=None):
     parser.add_argument("--writers", choices=("held-out", "training"), default="held-out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="put the table into docs/numbers.md")
+    parser.add_argument("--usual-widths", action="store_true",
+                        help="print each digit's usual width on the training writers (digitrec/number.py's ASPECT_LOG_*)")
     args = parser.parse_args(argv)
+    if args.usual_widths:
+        mean, spread = usual_widths(writers_digits("training"), args.seed)
+        print(f"ASPECT_LOG_MEAN = np.array({mean.tolist()})\nASPECT_LOG_SPREAD = np.array({spread.tolist()})")
+        return
     pool = writers_digits(args.writers)
     pendigits_ids = sorted(int(w.split("/")[1]) for w in pool.sources["pendigits"])
     institutions = sorted({w.split("/")[0] for w in pool.sources["UNIPEN"]})

@@ -49,9 +49,10 @@ UNSURE_MARGIN = 0.25  # a top guess less than this ahead of the second is "unsur
 # is two digits touching, a narrow one is a 1, cutting through more than one stroke is
 # unlikely, and each extra digit must earn its place.
 # The usual width/height of each digit 0–9 (mean and spread of its logarithm), measured on
-# the training writers' pendigits digits as drawn by bench.numbers.
-ASPECT_LOG_MEAN = np.array([-0.11, -0.74, -0.18, -0.41, -0.53, -0.20, -0.52, -0.36, -0.53, -0.43])
-ASPECT_LOG_SPREAD = np.array([0.21, 0.45, 0.21, 0.16, 0.23, 0.19, 0.18, 0.21, 0.18, 0.19])
+# the training writers of both sources (pendigits 1–24, UNIPEN's training institutions) by
+# ``python -m bench.numbers --usual-widths``.
+ASPECT_LOG_MEAN = np.array([-0.07, -0.93, -0.07, -0.31, -0.38, -0.13, -0.46, -0.24, -0.4, -0.41])
+ASPECT_LOG_SPREAD = np.array([0.25, 0.44, 0.24, 0.23, 0.26, 0.24, 0.22, 0.26, 0.24, 0.21])
 ASPECT_SLACK = 1.0  # spreads above the usual width before a stretch is penalised
 ASPECT_PENALTY = 0.5  # per squared spread beyond the slack
 WRITER_WIDEN = 0.3  # at most this much (log of width/height) wider than usual for a writer who draws wide
@@ -64,6 +65,7 @@ ALONG_STROKE = 2.5  # beyond this many stroke widths of ink the cut runs along a
 ALONG_PENALTY = 1.0  # per stroke width beyond ALONG_STROKE
 DIGIT_PENALTY = 0.3  # for each digit in a segmentation
 NON_DIGIT_PENALTY = 3.0  # more for a whole piece read as one non-digit: people draw numbers here, and touching digits read as "not a digit" are cut
+NON_DIGIT_WIDE = 5.0  # …and this much per unit of width/height beyond 1: a mark as wide as two digits that reads as none is digits run together
 
 
 class TooManyMarksError(ValueError):
@@ -575,8 +577,9 @@ def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, 
     not a 1 is a fragment cut off a digit, and so is a stretch cut from a piece that is
     shorter than SHORT_STRETCH × the number's height (``reference``): a broken-off hook. A
     whole piece may also be one mark that is not a digit (``outputs``' last column), so a
-    heart is not cut into three digits; a stretch may not, or cutting a digit into fragments
-    would pay.
+    heart is not cut into three digits; less so the wider it is than tall, since three
+    digits run together read as "not a digit" too ("1881" was read "?"). A stretch may not
+    be a non-digit, or cutting a digit into fragments would pay.
     """
     aspect = crop.shape[1] / crop.shape[0]
     excess = np.maximum((np.log(aspect) - widen - ASPECT_LOG_MEAN) / ASPECT_LOG_SPREAD - ASPECT_SLACK, 0.0)
@@ -588,6 +591,7 @@ def hypothesis_score(outputs: np.ndarray, crop: np.ndarray, widen: float = 0.0, 
     other = -np.inf
     if whole and len(outputs) > CLASSES:
         other = np.log(max(float(outputs[CLASSES]), 1e-9)) - DIGIT_PENALTY - NON_DIGIT_PENALTY
+        other -= NON_DIGIT_WIDE * max(aspect - 1.0, 0.0)
     return float(max(score.max(), other))
 
 

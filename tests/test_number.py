@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 import digitrec
-from bench.numbers import CONDITIONS, Layout, compose, numbers, single_digit_paper, writers_digits
+from bench.numbers import CONDITIONS, Layout, compose, numbers, single_digit_paper, usual_widths, writers_digits
 from digitrec import number
 from training.strokes import HELD_OUT_WRITERS, load_pendigits
 
@@ -190,6 +190,45 @@ NARROW_PAIRS = [(29, "14"), (29, "17"), (30, "17"), (30, "11"), (29, "00")]
 @pytest.mark.parametrize("writer, pair", NARROW_PAIRS, ids=[f"{w}-{p}" for w, p in NARROW_PAIRS])
 def test_a_touching_pair_as_narrow_as_one_digit_is_cut_into_its_two_digits(pendigits, writer, pair):
     assert digitrec.read_number(touching_pair(pendigits, writer, pair), "cnn").text == pair
+
+
+# Digits by one writer, each (digit, which of the writer's drawings of it): run together they
+# read whole as "not a digit", being as wide as three digits; the old reader left them one "?"
+# (held-out writers: "694") or, judging widths by pendigits' alone, cut them wrong ("222" as "2262").
+RUNS_OF_THREE = [("pendigits/26", [(6, 8), (9, 14), (4, 22)]), ("pendigits/25", [(2, 4), (2, 10), (2, 25)])]
+
+
+def writer_drawings(pool, writer, picks):
+    """Return the strokes and labels of ``writer``'s drawings: each pick is (digit, index among their drawings of it)."""
+    chosen = [np.flatnonzero((pool.writers == writer) & (pool.labels == d))[k] for d, k in picks]
+    return [pool.digits[i] for i in chosen], "".join(str(pool.labels[i]) for i in chosen)
+
+
+@pytest.mark.parametrize("writer, picks", RUNS_OF_THREE, ids=[w for w, _ in RUNS_OF_THREE])
+def test_three_touching_digits_read_whole_as_not_a_digit_are_cut_into_digits(pool, writer, picks):
+    strokes, truth = writer_drawings(pool, writer, picks)
+    canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
+    assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
+    assert alone(inks, "cnn") == truth
+    assert digitrec.read_number(canvas, "cnn").text == truth
+
+
+def test_a_wide_digit_of_a_writer_who_draws_wide_is_not_cut(pool):
+    """A UNIPEN training writer's wide 3 beside a 1: pendigits' usual width for a 3 read it "37"."""
+    training = writers_digits("training")
+    strokes, truth = writer_drawings(training, "apb/Cyndi_Iwata", [(3, 5), (1, 6)])
+    canvas, inks = compose(strokes, GAPPED, np.random.default_rng(0))
+    assert inks[0].shape[1] > 1.3 * inks[0].shape[0], "the test 3 must be far wider than pendigits' usual 3"
+    assert alone(inks, "cnn") == truth
+    assert digitrec.read_number(canvas, "cnn").text == truth
+
+
+@pytest.mark.slow
+def test_the_usual_widths_are_those_measured_on_the_training_writers():
+    """digitrec/number.py's usual widths are what ``python -m bench.numbers --usual-widths`` measures, not typed by hand."""
+    mean, spread = usual_widths(writers_digits("training"))
+    np.testing.assert_allclose(number.ASPECT_LOG_MEAN, mean, atol=1e-9)
+    np.testing.assert_allclose(number.ASPECT_LOG_SPREAD, spread, atol=1e-9)
 
 
 def test_a_flag_reaching_past_its_digit_stays_with_it(pool):
