@@ -33,6 +33,7 @@ import numpy as np
 from scipy import ndimage
 
 from .manifest import sha256_of
+from .messages import cut
 from .preprocess import preprocess_with_view, to_uint8
 from .registry import check_model_id, get_model
 from .weights import bundled_dir
@@ -223,21 +224,32 @@ _verdicts = {}
 
 
 def verdicts_for(model_id: str, model=None) -> Verdicts | None:
-    """Return the verdict file of the serving weights of ``model_id``, or None (logged once) when there is none that fits."""
+    """Return the verdict file of the serving weights of ``model_id``, or None (logged once) when there is none that fits.
+
+    The file that came with the weights (``model.verdict_file``: from the hub repo, or the
+    bundled folder) is tried first, then the bundled one: each is used only if it was
+    fitted on the serving weights, whose SHA-256 it records.
+    """
     if model_id in _verdicts:
         return _verdicts[model_id]
     model = model or get_model(model_id)
-    path = verdict_path(bundled_dir(), model_id)
-    found = None
-    try:
-        found = Verdicts.load(path)
-    except (OSError, ValueError, KeyError) as error:
-        log.warning("%s: no verdict file (%s): reading digits without 'not a digit' or 'not sure'", model_id, error)
     weights = getattr(model, "manifest", {}).get("sha256")
-    if found is not None and found.weights_sha256 != weights:
-        log.warning("%s: %s was fitted on weights %s…, not the serving %s…: not used, so no 'not a digit' or "
-                    "'not sure'", model_id, path.name, found.weights_sha256[:12], str(weights)[:12])
-        found = None
+    paths = dict.fromkeys(p for p in (getattr(model, "verdict_file", None), verdict_path(bundled_dir(), model_id)) if p)
+    found, problems = None, []
+    for path in paths:
+        try:
+            candidate = Verdicts.load(path)
+        except (OSError, ValueError, KeyError) as error:
+            problems.append(f"{Path(path).name}: {cut(error)}")
+            continue
+        if candidate.weights_sha256 == weights:
+            found = candidate
+            break
+        problems.append(f"{Path(path).name} was fitted on weights {candidate.weights_sha256[:12]}…, "
+                        f"not the serving {str(weights)[:12]}…")
+    if found is None:
+        log.warning("%s: no verdict file fits (%s): reading digits without 'not a digit' or 'not sure'",
+                    model_id, "; ".join(problems))
     _verdicts[model_id] = found
     return found
 

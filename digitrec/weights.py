@@ -9,10 +9,16 @@ The hub is tried first; its download runs in a background thread so an unreachab
 (huggingface_hub retries for ~20 s) costs at most DIGITREC_HUB_TIMEOUT, after which the
 local hub cache is tried and then the bundled files. A downloaded weights file whose
 SHA-256 disagrees with its manifest is refused. The source used is logged.
+
+The verdict file fitted on the weights (``<id>.verdict.json`` and the arrays it names, for
+``digitrec.read``'s "not a digit" and "not sure") comes from the same place: a model
+remembers it as ``verdict_file`` (None when a hub repo holds none; ``verdicts_for`` then
+tries the bundled one, used only if it was fitted on the same weights).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -35,20 +41,26 @@ def hub_settings() -> tuple[str | None, str, float]:
     return config.text("DIGITREC_HUB_REPO"), config.text("DIGITREC_HUB_REVISION"), config.number("DIGITREC_HUB_TIMEOUT")
 
 
-def download_from_hub(model_id: str, repo: str, revision: str, local_files_only: bool = False) -> tuple[Path, Path]:
-    """Return local paths of ``<id>.json`` and the weights file it names, fetched with hf_hub_download."""
+def download_from_hub(model_id: str, repo: str, revision: str,
+                      local_files_only: bool = False) -> tuple[Path, Path, Path | None]:
+    """Return local paths of ``<id>.json``, the weights file it names and the verdict file (None if the repo has none)."""
     from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
 
     from .manifest import read as read_manifest
 
-    manifest_path = Path(
-        hf_hub_download(repo, f"{model_id}.json", revision=revision, local_files_only=local_files_only)
-    )
-    manifest = read_manifest(manifest_path)
-    weights_path = Path(
-        hf_hub_download(repo, manifest["weights_file"], revision=revision, local_files_only=local_files_only)
-    )
-    return manifest_path, weights_path
+    def fetch(filename):
+        return Path(hf_hub_download(repo, filename, revision=revision, local_files_only=local_files_only))
+
+    manifest_path = fetch(f"{model_id}.json")
+    weights_path = fetch(read_manifest(manifest_path)["weights_file"])
+    try:  # repos published before verdict files existed have none
+        verdict_path = fetch(f"{model_id}.verdict.json")
+        fetch(json.loads(verdict_path.read_text())["params_file"])
+    except (EntryNotFoundError, LocalEntryNotFoundError, ValueError, KeyError) as error:
+        log.info("%s: no verdict file in %s@%s (%s)", model_id, repo, revision, cut(error))
+        verdict_path = None
+    return manifest_path, weights_path, verdict_path
 
 
 def load_weights(model_class: type[Model]) -> Model:
@@ -62,7 +74,7 @@ def load_weights(model_class: type[Model]) -> Model:
         ]
         for label, fetch in attempts:
             try:
-                manifest_path, weights_path = fetch()
+                manifest_path, weights_path, verdict_path = fetch()
                 model = model_class.load(manifest_path, weights_path)
             except ChecksumError as error:
                 log.warning("%s: refusing weights from %s %s@%s: %s", model_id, label, repo, revision, error)
@@ -71,11 +83,13 @@ def load_weights(model_class: type[Model]) -> Model:
                 log.warning("%s: %s %s@%s unavailable (%s)", model_id, label, repo, revision, cut(error))
                 continue
             model.source = f"{label} {repo}@{revision}"
+            model.verdict_file = verdict_path
             log.info("%s: loaded weights from %s", model_id, model.source)
             return model
     directory = bundled_dir()
     model = model_class.load(directory / f"{model_id}.json")
     model.source = f"bundled {directory}"
+    model.verdict_file = directory / f"{model_id}.verdict.json"
     log.info("%s: loaded weights from %s", model_id, model.source)
     return model
 

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import importlib
+import json
 import shutil
 
 import huggingface_hub.constants
+import pytest
 from huggingface_hub import ModelCard
 
 import digitrec
+from digitrec.base import ChecksumError
 from digitrec.manifest import read as read_manifest, sha256_of
 from digitrec.numpy_net import NumpyNet
+from digitrec.read import Verdicts, verdict_path
 from digitrec.weights import bundled_dir, load_weights
 from training.publish import build_folder
+
+read_module = importlib.import_module("digitrec.read")  # the module: ``digitrec.read`` is the function
 
 COMMIT = "89abcdef0123456789abcdef0123456789abcdef"
 
@@ -28,6 +35,20 @@ def test_folder_holds_verified_weights_and_a_model_card(tmp_path):
         assert description["name"] in card.text
         assert f"{description['metrics']['mnist_test_accuracy']:.2%}" in card.text
     assert "Pen-Based Recognition of Handwritten Digits" in card.text
+    assert "UNIPEN" in card.text
+
+
+def test_folder_holds_each_models_verdict_file_and_refuses_one_fitted_on_other_weights(tmp_path):
+    folder = build_folder(bundled_dir(), tmp_path / "upload")
+    for model_id in digitrec.MODEL_IDS:
+        verdicts = Verdicts.load(verdict_path(folder, model_id))  # its arrays came along, checksum and all
+        assert verdicts.weights_sha256 == read_manifest(folder / f"{model_id}.json")["sha256"]
+    stale = tmp_path / "stale"
+    shutil.copytree(bundled_dir(), stale)
+    document = json.loads(verdict_path(stale, "dense").read_text())
+    verdict_path(stale, "dense").write_text(json.dumps({**document, "weights_sha256": "0" * 64}))
+    with pytest.raises(ChecksumError, match="dense.verdict.json was fitted on other weights"):
+        build_folder(stale, tmp_path / "upload-stale")
 
 
 def test_app_downloads_exactly_the_published_layout(tmp_path, monkeypatch):
@@ -41,6 +62,13 @@ def test_app_downloads_exactly_the_published_layout(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("DIGITREC_HUB_REPO", "owner/weights")
+    shipped = bundled_dir()
+    monkeypatch.setenv("DIGITREC_WEIGHTS_DIR", str(tmp_path / "nothing-bundled"))  # a Space that ships no weights
     model = load_weights(NumpyNet)
     assert model.source.startswith("hub")
-    assert model.manifest["sha256"] == read_manifest(bundled_dir() / "numpy.json")["sha256"]
+    assert model.manifest["sha256"] == read_manifest(shipped / "numpy.json")["sha256"]
+    # "not a digit" and "not sure" came with the weights: a letter is still rejected
+    monkeypatch.setattr(read_module, "_verdicts", {})
+    verdicts = read_module.verdicts_for("numpy", model)
+    assert verdicts is not None and verdicts.weights_sha256 == model.manifest["sha256"]
+    assert str(model.verdict_file).startswith(str(tmp_path / "cache"))

@@ -177,6 +177,7 @@ def test_verdict_file_for_other_weights_is_not_used(tmp_path, monkeypatch, caplo
     monkeypatch.setattr(read_module, "bundled_dir", lambda: tmp_path)
     monkeypatch.setattr(read_module, "_verdicts", {})
     model = digitrec.get_model("numpy")
+    monkeypatch.setattr(model, "verdict_file", verdict_path(tmp_path, "numpy"))  # as if it came with the weights
     with caplog.at_level(logging.WARNING, logger="digitrec"):
         assert read_module.verdicts_for("numpy", model) is None
     assert "fitted on weights 000000000000" in caplog.text

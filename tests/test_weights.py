@@ -147,6 +147,7 @@ def test_hub_cache_is_used(hub_env, hub_model, images, log):
     assert model.source.startswith("hub")
     assert REPO in model.source
     assert_same_model(model, hub_model[0], images)
+    assert model.verdict_file is None  # this repo holds no verdict file: read falls back to the bundled one
     assert seconds < 2.0
     lines = loaded_from(log)
     assert lines and "hub" in lines[-1] and REPO in lines[-1]

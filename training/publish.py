@@ -4,14 +4,17 @@
     HF_TOKEN=… python -m training.publish --repo owner/digitrec-weights
 
 The uploaded folder has exactly the layout ``digitrec/weights.py`` downloads: for each
-model ``<id>.json`` (the manifest) and the weights file it names, plus ``README.md``, a
-model card (``huggingface_hub.ModelCard``) with the measured accuracies and the training
-data named. Each weights file's checksum is verified against its manifest before upload.
+model ``<id>.json`` (the manifest), the weights file it names and the verdict file fitted on
+those weights (``<id>.verdict.json`` and its arrays: "not a digit" and "not sure"), plus
+``README.md``, a model card (``huggingface_hub.ModelCard``) with the measured accuracies and
+the training data named. Each weights file's checksum is verified against its manifest, and
+each verdict file against its arrays and the weights, before upload.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import shutil
 import sys
 import tempfile
@@ -22,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from digitrec.base import ChecksumError  # noqa: E402
 from digitrec.manifest import read as read_manifest, sha256_of  # noqa: E402
+from digitrec.read import Verdicts, verdict_path  # noqa: E402
 from digitrec.registry import MODEL_IDS  # noqa: E402
 
 CARD_TEMPLATE = """---
@@ -44,10 +48,18 @@ handwritten-digit demo trained for digits drawn on a canvas, not only for MNIST.
 - UCI "Pen-Based Recognition of Handwritten Digits" (Alpaydin, Alimoglu 1998; CC BY 4.0):
   the digits of writers 1–24, rendered as canvas drawings; writers 25–30 are held out and
   only used for the "drawn" figures above.
+- UNIPEN train_r01_v07 (International Unipen Foundation, 1999; CC BY 4.0), pen-drawn digits
+  and letters: every institution but gmd (validation) and apa, art, ibm (held out for
+  testing), rendered the same way. The letters that look like no digit, generated shapes and
+  scribbles, and two training digits run together are taught as an eleventh output, "not a
+  digit".
 
 ## Files
 Each `<id>.json` is the manifest: format version, architecture config, parameter count,
 training settings and per-epoch history, metrics, and the SHA-256 of the weights file.
+Each `<id>.verdict.json` (with its `.npz`) holds what `digitrec.read` decides "not a digit"
+and "not sure" with — temperature, thresholds, the detector — fitted on those weights,
+whose SHA-256 it records.
 The numpy model's `.npz` needs only numpy; the Keras models' `.weights.h5` load into the
 architecture the manifest's `config` rebuilds (`digitrec.get_model`).
 """
@@ -72,6 +84,15 @@ def build_folder(weights_dir, out_dir, space="owner/digitrec"):
             raise ChecksumError(f"{weights_path} does not match its manifest; retrain or restore it.")
         shutil.copy2(manifest_path, out_dir / manifest_path.name)
         shutil.copy2(weights_path, out_dir / weights_path.name)
+        verdicts_path = verdict_path(weights_dir, model_id)
+        if verdicts_path.exists():  # without one the Space reads digits but never says "not a digit"
+            verdicts = Verdicts.load(verdicts_path)  # refuses arrays that do not match their checksum
+            if verdicts.weights_sha256 != manifest["sha256"]:
+                raise ChecksumError(f"{verdicts_path.name} was fitted on other weights; run python -m training.verdicts "
+                                    f"--model {model_id} first.")
+            shutil.copy2(verdicts_path, out_dir / verdicts_path.name)
+            params = verdicts_path.with_name(json.loads(verdicts_path.read_text())["params_file"])
+            shutil.copy2(params, out_dir / params.name)
         metrics = manifest.get("metrics", {})
         rows.append(
             dict(
