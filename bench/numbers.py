@@ -35,8 +35,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import digitrec  # noqa: E402
-from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render  # noqa: E402
-from training.unipen import load_unipen_writers, split_indices  # noqa: E402
+from training.strokes import Condition, render  # noqa: E402
+from training.unipen import writers_digits as unipen_writers_digits  # noqa: E402
 
 WIDE = (1600, 600)  # the Number tab's canvas (width, height)
 LENGTHS = (2, 3, 4, 5, 6)
@@ -118,21 +118,12 @@ class Pool(NamedTuple):
 
 
 def writers_digits(part: str) -> Pool:
-    """Return the pool of "held-out" or "training" writers' digits.
+    """Return the pool of "held-out" or "training" writers' digits (``training.unipen.writers_digits``).
 
-    Writers are "pendigits/<id>" and UNIPEN's "<institution>/<id>"; held out are pendigits
-    writers 25–30 and UNIPEN's test institutions, training the rest (writers with at least
-    six digits, so a 6-digit number has six different drawings).
+    Numbers are drawn from writers with at least six digits, so a 6-digit number has six
+    different drawings.
     """
-    pen_digits, pen_labels, pen_writers = load_pendigits()
-    uni_digits, uni_labels, uni_writers = load_unipen_writers()
-    institutions = np.array([writer.split("/")[0] for writer in uni_writers])
-    held_out = np.isin(pen_writers, HELD_OUT_WRITERS)
-    pen_keep = np.flatnonzero(held_out if part == "held-out" else ~held_out)
-    uni_keep = split_indices(institutions, "test" if part == "held-out" else "train")
-    digits = [pen_digits[i] for i in pen_keep] + [uni_digits[i] for i in uni_keep]
-    labels = np.concatenate([pen_labels[pen_keep], uni_labels[uni_keep]])
-    who = np.concatenate([np.array([f"pendigits/{w}" for w in pen_writers[pen_keep]]), uni_writers[uni_keep]])
+    digits, labels, who = unipen_writers_digits(part)
     names, counts = np.unique(who, return_counts=True)
     enough = names[counts >= max(LENGTHS)]
     sources = {"pendigits": [w for w in enough if w.startswith("pendigits/")],

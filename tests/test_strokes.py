@@ -179,11 +179,11 @@ def test_a_touching_pair_is_two_digits_run_together_and_never_hides_a_narrow_one
 
 
 def test_touching_pairs_come_from_one_training_writer_each():
-    from training.nondigits import touching_pairs, training_writers_digits
+    from training.nondigits import touching_pairs
     from training.strokes import HELD_OUT_WRITERS
-    from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS
+    from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, writers_digits
 
-    digits, writers = training_writers_digits()
+    digits, _, writers = writers_digits("training")
     held = [f"pendigits/{w}" for w in HELD_OUT_WRITERS]
     assert not any(w in held or w.split("/")[0] in TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS for w in writers)
     assert len(digits) == len(writers) and {"pendigits"} < {w.split("/")[0] for w in writers}

@@ -22,9 +22,8 @@ from digitrec.preprocess import WORK_SIDE, preprocess_with_view, to_uint8
 
 from . import unipen as unipen_module  # keys the render caches; ``unipen`` below is a path
 from .data import CACHE, _box, code_key, render_all, save_cache
-from .strokes import (BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, data_path, distort_strokes, load_pendigits,
-                      random_condition, read_pen_file, render)
-from .unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, load_unipen_writers, scaled, split_indices
+from .strokes import BENCHMARK_CONDITIONS, data_path, distort_strokes, random_condition, read_pen_file, render
+from .unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS, scaled, writers_digits
 
 NON_DIGIT_LETTERS = tuple("ACEFHKMNPRUVWXYacefhkmnpruvwx")
 DIGIT_LIKE = tuple("OoQDIliJjLTtSsZzBGgqbdy")
@@ -145,21 +144,6 @@ PAIR_OVERLAP = (-0.15, 0.02)  # space between a pair's boxes, in digit heights: 
 PAIR_HIDDEN = 0.3  # …but never overlapping more than this share of the narrower digit's width
 
 
-def training_writers_digits(pendigits=None, unipen=None):
-    """Return (digits, writers): the training writers' digits as strokes, y down, and who drew each.
-
-    pendigits writers outside HELD_OUT_WRITERS and UNIPEN's training institutions: the same
-    writers the models learn digits from, never a held-out one.
-    """
-    pen_digits, _, pen_writers = load_pendigits(pendigits)
-    uni_digits, _, uni_writers = load_unipen_writers(unipen)
-    pen_keep = np.flatnonzero(~np.isin(pen_writers, HELD_OUT_WRITERS))
-    uni_keep = split_indices(np.array([w.split("/")[0] for w in uni_writers]), "train")
-    digits = [pen_digits[i] for i in pen_keep] + [uni_digits[i] for i in uni_keep]
-    writers = np.concatenate([[f"pendigits/{w}" for w in pen_writers[pen_keep]], uni_writers[uni_keep]])
-    return digits, writers
-
-
 def touching_pair(first, second, rng: np.random.Generator) -> list[np.ndarray]:
     """Return one drawing of two digits side by side whose ink touches or overlaps: strokes, y down.
 
@@ -183,7 +167,7 @@ def touching_pair(first, second, rng: np.random.Generator) -> list[np.ndarray]:
 
 def touching_pairs(count: int, seed: int, pendigits=None, unipen=None) -> list[list[np.ndarray]]:
     """Return ``count`` touching pairs (``touching_pair``), each from two digits of one training writer."""
-    digits, writers = training_writers_digits(pendigits, unipen)
+    digits, _, writers = writers_digits("training", pendigits, unipen)
     rng = np.random.default_rng(seed)
     names = np.unique(writers)
     by_writer = {name: np.flatnonzero(writers == name) for name in names}

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .strokes import data_path, read_pen_file
+from .strokes import HELD_OUT_WRITERS, data_path, load_pendigits, read_pen_file
 
 TEST_INSTITUTIONS = ("apa", "art", "ibm")
 VALIDATION_INSTITUTIONS = ("gmd",)
@@ -79,3 +79,25 @@ def split_indices(institutions, part):
     if part == "train":
         return np.flatnonzero(~np.isin(institutions, TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
     raise ValueError(f"part must be 'test', 'validation' or 'train'; got {part!r}")
+
+
+def writers_digits(part: str, pendigits=None, unipen=None):
+    """Return (digits, labels, writers) of both sources' "held-out" or "training" writers: strokes, y down.
+
+    Held out are pendigits writers 25–30 (HELD_OUT_WRITERS) and the test institutions; the
+    training writers are the other pendigits writers and the training institutions — those
+    the models learn digits from (the validation institution is neither). Writers are named
+    "pendigits/<id>" and "<institution>/<id>".
+    """
+    if part not in ("held-out", "training"):
+        raise ValueError(f"part must be 'held-out' or 'training'; got {part!r}.")
+    pen_digits, pen_labels, pen_writers = load_pendigits(pendigits)
+    uni_digits, uni_labels, uni_writers = load_unipen_writers(unipen)
+    held_out = np.isin(pen_writers, HELD_OUT_WRITERS)
+    pen_keep = np.flatnonzero(held_out if part == "held-out" else ~held_out)
+    institutions = np.array([writer.split("/")[0] for writer in uni_writers])
+    uni_keep = split_indices(institutions, "test" if part == "held-out" else "train")
+    digits = [pen_digits[i] for i in pen_keep] + [uni_digits[i] for i in uni_keep]
+    labels = np.concatenate([pen_labels[pen_keep], uni_labels[uni_keep]])
+    writers = np.concatenate([np.array([f"pendigits/{w}" for w in pen_writers[pen_keep]]), uni_writers[uni_keep]])
+    return digits, labels, writers
