@@ -157,14 +157,19 @@ def test_touching_pair_is_split(pendigits):
     assert digitrec.read_number(canvas, "cnn").text == "12"
 
 
-def touching_pair(pendigits, writer, pair):
-    """Return a canvas of one held-out writer's two digits overlapping a little: one piece of ink, each digit read right alone."""
-    digits, labels, writers = pendigits
-    strokes = [digits[int(np.flatnonzero((writers == writer) & (labels == int(d)))[0])] for d in pair]
+def touching_canvas(strokes, truth):
+    """Return a canvas of one writer's digits overlapping a little: one piece of ink, each digit read right alone."""
     canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
     assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
-    assert alone(inks, "cnn") == pair
+    assert alone(inks, "cnn") == truth
     return canvas
+
+
+def touching_pair(pendigits, writer, pair):
+    """Return a canvas of one held-out writer's two digits overlapping a little (``touching_canvas``)."""
+    digits, labels, writers = pendigits
+    strokes = [digits[int(np.flatnonzero((writers == writer) & (labels == int(d)))[0])] for d in pair]
+    return touching_canvas(strokes, pair)
 
 
 # Touching pairs whose digits overlap or share columns, so no vertical cut separates them
@@ -207,16 +212,18 @@ def writer_drawings(pool, writer, picks):
 @pytest.mark.parametrize("writer, picks", RUNS_OF_THREE, ids=[w for w, _ in RUNS_OF_THREE])
 def test_three_touching_digits_read_whole_as_not_a_digit_are_cut_into_digits(pool, writer, picks):
     strokes, truth = writer_drawings(pool, writer, picks)
-    canvas, inks = compose(strokes, Layout(gap=(-0.06, -0.06)), np.random.default_rng(0))
-    assert ink_pieces(canvas) == 1, "the test drawing must be one piece of ink"
-    assert alone(inks, "cnn") == truth
-    assert digitrec.read_number(canvas, "cnn").text == truth
+    assert digitrec.read_number(touching_canvas(strokes, truth), "cnn").text == truth
 
 
-def test_a_wide_digit_of_a_writer_who_draws_wide_is_not_cut(pool):
+@pytest.fixture(scope="module")
+def training_pool():
+    """The training writers' digits (pendigits 1–24, UNIPEN's training institutions)."""
+    return writers_digits("training")
+
+
+def test_a_wide_digit_of_a_writer_who_draws_wide_is_not_cut(training_pool):
     """A UNIPEN training writer's wide 3 beside a 1: pendigits' usual width for a 3 read it "37"."""
-    training = writers_digits("training")
-    strokes, truth = writer_drawings(training, "apb/Cyndi_Iwata", [(3, 5), (1, 6)])
+    strokes, truth = writer_drawings(training_pool, "apb/Cyndi_Iwata", [(3, 5), (1, 6)])
     canvas, inks = compose(strokes, GAPPED, np.random.default_rng(0))
     assert inks[0].shape[1] > 1.3 * inks[0].shape[0], "the test 3 must be far wider than pendigits' usual 3"
     assert alone(inks, "cnn") == truth
@@ -224,9 +231,9 @@ def test_a_wide_digit_of_a_writer_who_draws_wide_is_not_cut(pool):
 
 
 @pytest.mark.slow
-def test_the_usual_widths_are_those_measured_on_the_training_writers():
+def test_the_usual_widths_are_those_measured_on_the_training_writers(training_pool):
     """digitrec/number.py's usual widths are what ``python -m bench.numbers --usual-widths`` measures, not typed by hand."""
-    mean, spread = usual_widths(writers_digits("training"))
+    mean, spread = usual_widths(training_pool)
     np.testing.assert_allclose(number.ASPECT_LOG_MEAN, mean, atol=1e-9)
     np.testing.assert_allclose(number.ASPECT_LOG_SPREAD, spread, atol=1e-9)
 

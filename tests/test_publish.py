@@ -67,7 +67,7 @@ def test_app_downloads_exactly_the_published_layout(tmp_path, monkeypatch):
     model = load_weights(NumpyNet)
     assert model.source.startswith("hub")
     assert model.manifest["sha256"] == read_manifest(shipped / "numpy.json")["sha256"]
-    # "not a digit" and "not sure" came with the weights: a letter is still rejected
+    # the verdict file ("not a digit", "not sure") came with the weights, from the hub cache
     monkeypatch.setattr(read_module, "_verdicts", {})
     verdicts = read_module.verdicts_for("numpy", model)
     assert verdicts is not None and verdicts.weights_sha256 == model.manifest["sha256"]
