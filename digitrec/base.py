@@ -14,6 +14,7 @@ import numpy as np
 
 from . import manifest as manifests
 from .manifest import sha256_of
+from .views import IDENTITY, check_views
 
 CLASSES = 10
 NOT_A_DIGIT = 10  # the label of the optional 11th output: letters, shapes, scribbles (training/nondigits.py)
@@ -87,6 +88,8 @@ class Model:
     weights_suffix = ""
     # fit's settings when training from scratch; clean_epochs are the last epochs, without augmentation
     training_defaults = dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0)
+    # (degrees, scale) views each image is read at, answers averaged (digitrec/views.py); the manifest's test_time_views
+    views = (IDENTITY,)
 
     def __init__(self, **config):
         self.config = config
@@ -181,6 +184,7 @@ class Model:
             "params": self.parameter_count(),
             "training": training or {},
             "metrics": metrics or {},
+            **({"test_time_views": [list(view) for view in self.views]} if self.views != (IDENTITY,) else {}),
         }
         return manifests.write(manifests.path_for(directory, self.model_id), self.manifest)
 
@@ -207,5 +211,6 @@ class Model:
             config.pop("seed", None)
             model = cls.fresh(seed, **config)
         model._load_weights(weights_path)
+        model.views = check_views(manifest.get("test_time_views", [IDENTITY]))
         model.manifest = manifest
         return model

@@ -17,6 +17,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from .base import FINAL_FRACTION, Model, check_batch, check_labels, digits_only, with_own_verdict  # noqa: E402
+from .views import averaged  # noqa: E402
 
 
 class KerasModel(Model):
@@ -62,7 +63,7 @@ class KerasModel(Model):
 
     def features_and_proba(self, x):
         x = check_batch(x)
-        return with_own_verdict(*self._features(tf.convert_to_tensor(x)))
+        return with_own_verdict(*averaged(lambda views: self._features(tf.convert_to_tensor(views)), x, self.views))
 
     def _log_probability_gradient(self, x, classes):
         with tf.GradientTape() as tape:
@@ -136,7 +137,8 @@ class KerasModel(Model):
 
     def predict_outputs(self, x):
         x = check_batch(x)
-        return np.asarray(self._forward(tf.convert_to_tensor(x)), dtype=np.float32)
+        return np.asarray(averaged(lambda views: self._forward(tf.convert_to_tensor(views)), x, self.views),
+                          dtype=np.float32)
 
     def parameter_count(self):
         return int(self.network.count_params())

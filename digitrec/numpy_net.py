@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import CLASSES, FINAL_FRACTION, Model, check_batch, check_labels, digits_only, head, with_own_verdict
+from .views import averaged
 
 
 def relu(z):
@@ -76,14 +77,17 @@ class NumpyNet(Model):
         return digits_only(self.predict_outputs(x))
 
     def predict_outputs(self, x):
-        x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
-        return softmax(self.feedforward(x)).astype(np.float32)
+        x = check_batch(x)
+        return averaged(lambda views: softmax(self.feedforward(self.rows(views))).astype(np.float32), x, self.views)
 
     def features_and_proba(self, x):
         """Return the last hidden layer's activations (and "not a digit") and the softmax, from one ``forward`` pass."""
-        x = check_batch(x).reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
-        _, activations, _ = self.forward(x)
-        return with_own_verdict(activations[-2], activations[-1])
+        x = check_batch(x)
+        return with_own_verdict(*averaged(lambda views: self.forward(self.rows(views))[1][-2:], x, self.views))
+
+    def rows(self, x):
+        """Return images (N, 28, 28) as the input rows (N, 784) the first layer reads, in the network's dtype."""
+        return x.reshape(-1, self.sizes[0]).astype(self.dtype, copy=False)
 
     def input_gradient(self, x, classes):
         """Backpropagate d log p(class) / dz = onehot − p down to the input pixels, by hand."""

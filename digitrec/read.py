@@ -36,6 +36,7 @@ from .manifest import sha256_of
 from .messages import cut
 from .preprocess import preprocess_with_view, to_uint8
 from .registry import check_model_id, get_model
+from .views import IDENTITY, check_views
 from .weights import bundled_dir
 
 log = logging.getLogger("digitrec")
@@ -141,6 +142,7 @@ class Verdicts:
     layers: list
     description: dict = dataclasses.field(default_factory=dict)  # fitted on, metrics, …
     detector: str = "features"  # or "output": the network's own "not a digit" output
+    views: tuple = (IDENTITY,)  # the model's test-time views the features were read at (digitrec/views.py)
 
     def non_digit_probability(self, features) -> np.ndarray:
         """Return p(not a digit) for each row of ``features`` (``Model.features_and_proba``)."""
@@ -184,6 +186,7 @@ class Verdicts:
             "params_sha256": sha256_of(params),
             "layers": len(self.layers),
             "detector": self.detector,
+            "test_time_views": [list(view) for view in self.views],
             "description": self.description,
         }
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -212,6 +215,7 @@ class Verdicts:
             temperature=float(document["temperature"]), reject_threshold=float(document["reject_threshold"]),
             unsure_threshold=float(document["unsure_threshold"]), mean=mean, scale=scale, layers=layers,
             description=document.get("description", {}), detector=document.get("detector", "features"),
+            views=check_views(document.get("test_time_views", [IDENTITY])),
         )
 
 
@@ -228,7 +232,7 @@ def verdicts_for(model_id: str, model=None) -> Verdicts | None:
 
     The file that came with the weights (``model.verdict_file``: from the hub repo, or the
     bundled folder) is tried first, then the bundled one: each is used only if it was
-    fitted on the serving weights, whose SHA-256 it records.
+    fitted on the serving weights, whose SHA-256 it records, read at the same test-time views.
     """
     if model_id in _verdicts:
         return _verdicts[model_id]
@@ -242,11 +246,15 @@ def verdicts_for(model_id: str, model=None) -> Verdicts | None:
         except (OSError, ValueError, KeyError) as error:
             problems.append(f"{Path(path).name}: {cut(error)}")
             continue
-        if candidate.weights_sha256 == weights:
+        if candidate.weights_sha256 != weights:
+            problems.append(f"{Path(path).name} was fitted on weights {candidate.weights_sha256[:12]}…, "
+                            f"not the serving {str(weights)[:12]}…")
+        elif candidate.views != model.views:
+            problems.append(f"{Path(path).name} was fitted on test-time views {list(candidate.views)}, "
+                            f"not the serving {list(model.views)}")
+        else:
             found = candidate
             break
-        problems.append(f"{Path(path).name} was fitted on weights {candidate.weights_sha256[:12]}…, "
-                        f"not the serving {str(weights)[:12]}…")
     if found is None:
         log.warning("%s: no verdict file fits (%s): reading digits without 'not a digit' or 'not sure'",
                     model_id, "; ".join(problems))

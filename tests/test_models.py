@@ -273,3 +273,26 @@ def test_labels_without_an_output_are_refused(model_id):
         model.fit(np.zeros((4, 28, 28), np.float32), [0, 1, 2, 10], epochs=1)
     with pytest.raises(ValueError, match="11"):  # ten digits, and "not a digit": nothing else
         model.widened(12)
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_test_time_views_are_saved_loaded_and_average_each_view(model_id, images, tmp_path):
+    """A model with views keeps them through its manifest and reads the mean of what it reads of each view alone."""
+    from digitrec.views import turned
+
+    model = small_model(model_id)
+    plain = model.predict_proba(images)
+    model.views = ((0.0, 1.0), (12.0, 1.0), (0.0, 0.9))
+    loaded = type(model).load(model.save(tmp_path))
+    assert loaded.views == model.views
+    assert json.loads((tmp_path / f"{model_id}.json").read_text())["test_time_views"] == [[0, 1], [12, 1], [0, 0.9]]
+    loaded.views = ((0.0, 1.0),)
+    each = [loaded.predict_proba(turned(images, *view)) for view in model.views]
+    np.testing.assert_array_equal(each[0], plain)
+    np.testing.assert_allclose(model.predict_proba(images), np.mean(each, axis=0), atol=1e-5)
+    features, probs = model.features_and_proba(images)
+    np.testing.assert_allclose(probs, np.mean(each, axis=0), atol=1e-5)
+    np.testing.assert_allclose(features, np.mean([loaded.features_and_proba(turned(images, *view))[0]
+                                                  for view in model.views], axis=0), atol=1e-4)
+    plain_manifest = json.loads(loaded.save(tmp_path / "plain").read_text())
+    assert "test_time_views" not in plain_manifest  # a model read once says nothing

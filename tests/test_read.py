@@ -186,6 +186,23 @@ def test_verdict_file_for_other_weights_is_not_used(tmp_path, monkeypatch, caplo
     assert digitrec.read(canvas, "numpy").verdict in ("digit", "several")  # no detector: never a guess at the rest
 
 
+def test_verdict_file_read_at_other_test_time_views_is_not_used(tmp_path, monkeypatch, caplog):
+    """Features averaged over other views are not what the detector was fitted on: the file is refused, and kept otherwise."""
+    model = digitrec.get_model("numpy")
+    fitted = dataclasses.replace(small_verdicts(sha=model.manifest["sha256"]), views=((0.0, 1.0), (30.0, 1.0)))
+    fitted.save(verdict_path(tmp_path, "numpy"))
+    assert Verdicts.load(verdict_path(tmp_path, "numpy")).views == ((0.0, 1.0), (30.0, 1.0))
+    monkeypatch.setattr(read_module, "bundled_dir", lambda: tmp_path)
+    monkeypatch.setattr(read_module, "_verdicts", {})
+    monkeypatch.setattr(model, "verdict_file", None)
+    with caplog.at_level(logging.WARNING, logger="digitrec"):
+        assert read_module.verdicts_for("numpy", model) is None
+    assert "test-time views" in caplog.text
+    monkeypatch.setattr(read_module, "_verdicts", {})
+    monkeypatch.setattr(model, "views", ((0.0, 1.0), (30.0, 1.0)))
+    assert read_module.verdicts_for("numpy", model).views == model.views
+
+
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)
 def test_shipped_verdict_files_fit_the_shipped_weights(model):
     verdicts = read_module.verdicts_for(model)
