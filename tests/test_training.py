@@ -168,3 +168,14 @@ def test_validate_unipen_reads_shipped_weights_on_given_renders():
     assert row["reads"] == 70 and 0 <= row["errors"] <= 70
     assert row["worst"] == min(row["by_condition"].values()) and set(row["by_condition"]) == {"a", "b"}
     assert row["errors"] == round((1 - row["by_condition"]["a"]) * 50 + (1 - row["by_condition"]["b"]) * 20)
+
+
+def test_views_are_chosen_by_the_rule_on_validation_errors():
+    """Fewest UNIPEN validation errors among candidates no worse on pendigits; a tenth saved at least; ties to fewer views."""
+    from training.choose_views import pick
+
+    rows = {"once": (96, 31), "turned ±4°": (84, 30), "turned ±12°": (76, 32), "turned ±8°, scaled 0.9, 1.1": (79, 31)}
+    assert pick(rows) == "turned ±8°, scaled 0.9, 1.1"  # ±12° saves more but misreads more pendigits writers
+    assert pick({"once": (11, 17), "turned ±8°": (13, 15), "scaled 0.9, 1.1": (14, 15)}) == "once"
+    assert pick({"once": (100, 10), "turned ±4°": (91, 10)}) == "once"  # 9 % saved: noise on one institution
+    assert pick({"once": (100, 10), "turned ±8°, scaled 0.9": (80, 9), "turned ±8°": (80, 10)}) == "turned ±8°"
