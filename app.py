@@ -96,6 +96,9 @@ def model_details(model: str):
     lines = [f"### {description['name']}", f"**Architecture:** {description['architecture']}"]
     if description["params"]:
         lines.append(f"**Parameters:** {description['params']:,}")
+    if len(description.get("views", [])) > 1:
+        turns = ", ".join(f"turned {degrees:+g}°" if degrees else f"scaled {scale:g}" for degrees, scale in description["views"][1:])
+        lines.append(f"**Reads each drawing {len(description['views'])} ways and averages:** as it is, {turns}")
     if metrics.get("mnist_test_accuracy") is not None:
         lines.append(f"**MNIST test accuracy (10,000 digits):** {metrics['mnist_test_accuracy']:.2%}")
     if metrics.get("drawn_heldout_mean") is not None:

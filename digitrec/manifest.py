@@ -76,11 +76,12 @@ def heldout_metrics(prefix: str, by_condition: dict, count: int, **who) -> dict:
 
 
 def describe(manifest: dict, model_id: str, fallback_name: str = "") -> dict:
-    """Return what people are shown about a model: name, architecture, parameters, training, metrics."""
+    """Return what people are shown about a model: name, architecture, parameters, training, metrics, test-time views."""
     return {
         "name": manifest.get("display_name") or fallback_name or model_id,
         "architecture": manifest.get("architecture", "(no weights yet)"),
         "params": manifest.get("params"),
         "training": manifest.get("training", {}),
         "metrics": manifest.get("metrics", {}),
+        "views": [tuple(view) for view in manifest.get("test_time_views", [])],
     }
