@@ -9,11 +9,14 @@ reads the image once, as it is.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
-from scipy import ndimage
+from scipy import ndimage, sparse
 
 IDENTITY = (0.0, 1.0)  # (degrees turned, scale): the image as the preprocessing made it
 CENTRE = 13.5  # the middle of a 28×28 image, about which each view turns and scales
+PIXELS = 28 * 28
 
 
 def check_views(views) -> tuple:
@@ -40,6 +43,25 @@ def turned(x, degrees, scale) -> np.ndarray:
     return np.clip(ndimage.affine_transform(x, matrix, offset=offset, order=1), 0.0, 1.0).astype(x.dtype)
 
 
+@functools.lru_cache(maxsize=8)
+def operator(views) -> sparse.csr_matrix:
+    """Return the sparse (views × 784, 784) matrix that makes every view of an image from its pixels in one product.
+
+    Linear interpolation is linear in the pixels, so each view is a fixed matrix with at
+    most four weights per row: built once from the 784 one-pixel images, it reads a drawing's
+    views some 30 times faster than transforming the image again for each.
+    """
+    basis = np.eye(PIXELS, dtype=np.float32).reshape(PIXELS, 28, 28)
+    return sparse.csr_matrix(np.concatenate([turned(basis, *view).reshape(PIXELS, PIXELS) for view in views], axis=1).T)
+
+
+def all_views(x, views) -> np.ndarray:
+    """Return (len(views) × N, 28, 28): every image of ``x`` at the first view, then all at the second, …"""
+    stacked = operator(tuple(views)) @ x.reshape(len(x), PIXELS).T  # (views × 784, N)
+    stacked = stacked.reshape(len(views), PIXELS, len(x)).transpose(0, 2, 1)
+    return np.clip(stacked, 0.0, 1.0).astype(x.dtype).reshape(len(views) * len(x), 28, 28)
+
+
 def averaged(forward, x, views=(IDENTITY,)):
     """Return ``forward(x)`` averaged over each image's views: one call on all views stacked.
 
@@ -48,7 +70,7 @@ def averaged(forward, x, views=(IDENTITY,)):
     """
     if tuple(views) == (IDENTITY,):
         return forward(x)
-    outputs = forward(np.concatenate([turned(x, degrees, scale) for degrees, scale in views]))
+    outputs = forward(all_views(x, views))
 
     def mean(array):
         array = np.asarray(array, dtype=np.float32)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from digitrec.views import IDENTITY, averaged, check_views, turned
+from digitrec.views import IDENTITY, all_views, averaged, check_views, turned
 
 
 def ink_centre(image):
@@ -55,6 +55,7 @@ def test_answers_average_each_view_read_alone():
     np.testing.assert_allclose(scores, np.mean([e[0] for e in expected], axis=0), rtol=1e-4, atol=1e-3)
     np.testing.assert_allclose(sums, np.mean([e[1] for e in expected], axis=0), rtol=1e-5)
     assert calls[0] == len(x) * len(views)  # one call on every view stacked
+    np.testing.assert_allclose(all_views(x, views), np.concatenate([turned(x, *view) for view in views]), atol=1e-5)
     assert averaged(lambda images: images.sum(axis=(1, 2)), x) is not None
     np.testing.assert_array_equal(averaged(lambda images: images[:, 0], x), x[:, 0])
 
