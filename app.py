@@ -54,6 +54,7 @@ from digitrec.explain import heatmap_image, saliency
 from digitrec.messages import cut
 from digitrec.preprocess import EmptyDrawingError, preprocess, preprocess_with_view, to_ink, to_uint8
 from digitrec.read import count_parts, read_processed
+from digitrec.views import describe as describe_view
 from digitrec.weights import bundled_dir
 
 guard.configure_logging()  # one line per record: client strings in messages are escaped
@@ -97,8 +98,8 @@ def model_details(model: str):
     if description["params"]:
         lines.append(f"**Parameters:** {description['params']:,}")
     if len(description.get("views", [])) > 1:
-        turns = ", ".join(f"turned {degrees:+g}°" if degrees else f"scaled {scale:g}" for degrees, scale in description["views"][1:])
-        lines.append(f"**Reads each drawing {len(description['views'])} ways and averages:** as it is, {turns}")
+        ways = "; ".join(describe_view(view) for view in description["views"])
+        lines.append(f"**Reads each drawing {len(description['views'])} ways and averages:** {ways}")
     if metrics.get("mnist_test_accuracy") is not None:
         lines.append(f"**MNIST test accuracy (10,000 digits):** {metrics['mnist_test_accuracy']:.2%}")
     if metrics.get("drawn_heldout_mean") is not None:

@@ -30,6 +30,13 @@ def check_views(views) -> tuple:
     return views
 
 
+def describe(view) -> str:
+    """Return a view in words for people: "as it is", "turned +8°", "scaled 0.9", "turned -8°, scaled 1.1"."""
+    degrees, scale = view
+    words = ([f"turned {degrees:+g}°"] if degrees else []) + ([f"scaled {scale:g}"] if scale != 1.0 else [])
+    return ", ".join(words) or "as it is"
+
+
 def turned(x, degrees, scale) -> np.ndarray:
     """Return images ``x`` (N, 28, 28) turned by ``degrees`` and scaled by ``scale`` about the centre, ink kept in [0, 1]."""
     if (degrees, scale) == IDENTITY:

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from digitrec.views import IDENTITY, all_views, averaged, check_views, turned
+from digitrec.views import IDENTITY, all_views, averaged, check_views, describe, turned
 
 
 def ink_centre(image):
@@ -68,3 +68,8 @@ def test_views_that_make_no_sense_are_refused(bad):
 
 def test_views_read_from_json_lists_are_tuples_of_floats():
     assert check_views([[0, 1], [12, 1]]) == ((0.0, 1.0), (12.0, 1.0))
+
+
+def test_views_are_described_in_words():
+    assert [describe(view) for view in ((0.0, 1.0), (8.0, 1.0), (-8.0, 1.0), (0.0, 0.9), (-4.0, 1.1))] == [
+        "as it is", "turned +8°", "turned -8°", "scaled 0.9", "turned -4°, scaled 1.1"]
