@@ -99,7 +99,9 @@ def model_details(model: str):
         lines.append(f"**Parameters:** {description['params']:,}")
     if len(description.get("views", [])) > 1:
         ways = "; ".join(describe_view(view) for view in description["views"])
-        lines.append(f"**Reads each drawing {len(description['views'])} ways and averages:** {ways}")
+        when = "" if description.get("views_below") is None else (
+            f" when its first reading is below {description['views_below']:.0%} sure")
+        lines.append(f"**Reads each drawing {len(description['views'])} ways and averages{when}:** {ways}")
     if metrics.get("mnist_test_accuracy") is not None:
         lines.append(f"**MNIST test accuracy (10,000 digits):** {metrics['mnist_test_accuracy']:.2%}")
     if metrics.get("drawn_heldout_mean") is not None:

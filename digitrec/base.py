@@ -14,7 +14,8 @@ import numpy as np
 
 from . import manifest as manifests
 from .manifest import sha256_of
-from .views import IDENTITY, check_views
+from . import views as test_time_views
+from .views import IDENTITY
 
 CLASSES = 10
 NOT_A_DIGIT = 10  # the label of the optional 11th output: letters, shapes, scribbles (training/nondigits.py)
@@ -88,8 +89,10 @@ class Model:
     weights_suffix = ""
     # fit's settings when training from scratch; clean_epochs are the last epochs, without augmentation
     training_defaults = dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0)
-    # (degrees, scale) views each image is read at, answers averaged (digitrec/views.py); the manifest's test_time_views
+    # (degrees, scale, right, down) views each image is read at, answers averaged (digitrec/views.py)
     views = (IDENTITY,)
+    # read the other views only when the first reading's top output is below this; None: always (test_time_views_below)
+    views_below = None
 
     def __init__(self, **config):
         self.config = config
@@ -184,7 +187,7 @@ class Model:
             "params": self.parameter_count(),
             "training": training or {},
             "metrics": metrics or {},
-            **({"test_time_views": [list(view) for view in self.views]} if self.views != (IDENTITY,) else {}),
+            **test_time_views.to_json(self.views, self.views_below),
         }
         return manifests.write(manifests.path_for(directory, self.model_id), self.manifest)
 
@@ -211,6 +214,6 @@ class Model:
             config.pop("seed", None)
             model = cls.fresh(seed, **config)
         model._load_weights(weights_path)
-        model.views = check_views(manifest.get("test_time_views", [IDENTITY]))
+        model.views, model.views_below = test_time_views.from_json(manifest)
         model.manifest = manifest
         return model

@@ -63,7 +63,8 @@ class KerasModel(Model):
 
     def features_and_proba(self, x):
         x = check_batch(x)
-        return with_own_verdict(*averaged(lambda views: self._features(tf.convert_to_tensor(views)), x, self.views))
+        features = averaged(lambda views: self._features(tf.convert_to_tensor(views)), x, self.views, self.views_below)
+        return with_own_verdict(*features)
 
     def _log_probability_gradient(self, x, classes):
         with tf.GradientTape() as tape:
@@ -137,8 +138,8 @@ class KerasModel(Model):
 
     def predict_outputs(self, x):
         x = check_batch(x)
-        return np.asarray(averaged(lambda views: self._forward(tf.convert_to_tensor(views)), x, self.views),
-                          dtype=np.float32)
+        outputs = averaged(lambda views: self._forward(tf.convert_to_tensor(views)), x, self.views, self.views_below)
+        return np.asarray(outputs, dtype=np.float32)
 
     def parameter_count(self):
         return int(self.network.count_params())

@@ -84,4 +84,5 @@ def describe(manifest: dict, model_id: str, fallback_name: str = "") -> dict:
         "training": manifest.get("training", {}),
         "metrics": manifest.get("metrics", {}),
         "views": [tuple(view) for view in manifest.get("test_time_views", [])],
+        "views_below": manifest.get("test_time_views_below"),
     }

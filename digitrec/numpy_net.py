@@ -78,12 +78,14 @@ class NumpyNet(Model):
 
     def predict_outputs(self, x):
         x = check_batch(x)
-        return averaged(lambda views: softmax(self.feedforward(self.rows(views))).astype(np.float32), x, self.views)
+        return averaged(lambda views: softmax(self.feedforward(self.rows(views))).astype(np.float32), x,
+                        self.views, self.views_below)
 
     def features_and_proba(self, x):
         """Return the last hidden layer's activations (and "not a digit") and the softmax, from one ``forward`` pass."""
         x = check_batch(x)
-        return with_own_verdict(*averaged(lambda views: self.forward(self.rows(views))[1][-2:], x, self.views))
+        features = averaged(lambda views: self.forward(self.rows(views))[1][-2:], x, self.views, self.views_below)
+        return with_own_verdict(*features)
 
     def rows(self, x):
         """Return images (N, 28, 28) as the input rows (N, 784) the first layer reads, in the network's dtype."""

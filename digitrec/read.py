@@ -36,7 +36,8 @@ from .manifest import sha256_of
 from .messages import cut
 from .preprocess import preprocess_with_view, to_uint8
 from .registry import check_model_id, get_model
-from .views import IDENTITY, check_views
+from . import views as test_time_views
+from .views import IDENTITY
 from .weights import bundled_dir
 
 log = logging.getLogger("digitrec")
@@ -143,6 +144,7 @@ class Verdicts:
     description: dict = dataclasses.field(default_factory=dict)  # fitted on, metrics, …
     detector: str = "features"  # or "output": the network's own "not a digit" output
     views: tuple = (IDENTITY,)  # the model's test-time views the features were read at (digitrec/views.py)
+    views_below: float | None = None  # and the gate below which the other views were read
 
     def non_digit_probability(self, features) -> np.ndarray:
         """Return p(not a digit) for each row of ``features`` (``Model.features_and_proba``)."""
@@ -186,7 +188,7 @@ class Verdicts:
             "params_sha256": sha256_of(params),
             "layers": len(self.layers),
             "detector": self.detector,
-            "test_time_views": [list(view) for view in self.views],
+            **test_time_views.to_json(self.views, self.views_below),
             "description": self.description,
         }
         partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -215,7 +217,7 @@ class Verdicts:
             temperature=float(document["temperature"]), reject_threshold=float(document["reject_threshold"]),
             unsure_threshold=float(document["unsure_threshold"]), mean=mean, scale=scale, layers=layers,
             description=document.get("description", {}), detector=document.get("detector", "features"),
-            views=check_views(document.get("test_time_views", [IDENTITY])),
+            **dict(zip(("views", "views_below"), test_time_views.from_json(document))),
         )
 
 
@@ -249,9 +251,10 @@ def verdicts_for(model_id: str, model=None) -> Verdicts | None:
         if candidate.weights_sha256 != weights:
             problems.append(f"{Path(path).name} was fitted on weights {candidate.weights_sha256[:12]}…, "
                             f"not the serving {str(weights)[:12]}…")
-        elif candidate.views != model.views:
-            problems.append(f"{Path(path).name} was fitted on test-time views {list(candidate.views)}, "
-                            f"not the serving {list(model.views)}")
+        elif (candidate.views, candidate.views_below) != (model.views, model.views_below):
+            problems.append(f"{Path(path).name} was fitted on test-time views {list(candidate.views)} "
+                            f"read below {candidate.views_below}, not the serving {list(model.views)} "
+                            f"read below {model.views_below}")
         else:
             found = candidate
             break

@@ -82,8 +82,10 @@ def test_model_details_show_both_accuracies_and_figures(client, model):
     assert f"{metrics['unipen_heldout_mean']:.2%}" in text and "other institutions" in text
     distorted = bool(digitrec.MODELS[model]["training"].get("stroke_distortion"))
     assert ("pen strokes distorted" in text) == distorted
-    views = digitrec.MODELS[model]["views"]
+    views, below = digitrec.MODELS[model]["views"], digitrec.MODELS[model]["views_below"]
     assert (f"Reads each drawing {len(views)} ways" in text) == (len(views) > 1)
+    assert (below is not None and f"when its first reading is below {below:.0%} sure" in text) == (
+        len(views) > 1 and below is not None)
 
 
 def test_feedback_is_stored_validated_and_never_served(client, app_url, app_data_dir, one_per_label, tmp_path):

@@ -278,15 +278,16 @@ def test_labels_without_an_output_are_refused(model_id):
 @pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_test_time_views_are_saved_loaded_and_average_each_view(model_id, images, tmp_path):
     """A model with views keeps them through its manifest and reads the mean of what it reads of each view alone."""
-    from digitrec.views import turned
+    from digitrec.views import IDENTITY, check_views, turned
 
     model = small_model(model_id)
     plain = model.predict_proba(images)
-    model.views = ((0.0, 1.0), (12.0, 1.0), (0.0, 0.9))
+    model.views = check_views([[0, 1], [12, 1], [0, 0.9, 1, 0]])
     loaded = type(model).load(model.save(tmp_path))
-    assert loaded.views == model.views
-    assert json.loads((tmp_path / f"{model_id}.json").read_text())["test_time_views"] == [[0, 1], [12, 1], [0, 0.9]]
-    loaded.views = ((0.0, 1.0),)
+    assert loaded.views == model.views and loaded.views_below is None
+    written = json.loads((tmp_path / f"{model_id}.json").read_text())["test_time_views"]
+    assert written == [[0, 1], [12, 1], [0, 0.9, 1, 0]]
+    loaded.views = (IDENTITY,)
     each = [loaded.predict_proba(turned(images, *view)) for view in model.views]
     np.testing.assert_array_equal(each[0], plain)
     np.testing.assert_allclose(model.predict_proba(images), np.mean(each, axis=0), atol=1e-5)
@@ -296,3 +297,17 @@ def test_test_time_views_are_saved_loaded_and_average_each_view(model_id, images
                                                   for view in model.views], axis=0), atol=1e-4)
     plain_manifest = json.loads(loaded.save(tmp_path / "plain").read_text())
     assert "test_time_views" not in plain_manifest  # a model read once says nothing
+
+    # gated: a drawing the first reading is sure of keeps it; the others average every view
+    gate = float(np.median(plain.max(axis=1)))
+    model.views_below = gate
+    gated = type(model).load(model.save(tmp_path / "gated"))
+    assert (gated.views, gated.views_below) == (model.views, gate)
+    unsure = loaded.predict_outputs(images).max(axis=1) < gate
+    assert 0 < unsure.sum() < len(images)
+    probs = gated.predict_proba(images)
+    np.testing.assert_array_equal(probs[~unsure], plain[~unsure])
+    np.testing.assert_allclose(probs[unsure], np.mean(each, axis=0)[unsure], atol=1e-5)
+    features, gated_probs = gated.features_and_proba(images)
+    np.testing.assert_allclose(gated_probs, probs, atol=1e-6)
+    np.testing.assert_allclose(features[~unsure], loaded.features_and_proba(images)[0][~unsure], atol=1e-5)

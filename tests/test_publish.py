@@ -15,7 +15,7 @@ from digitrec.base import ChecksumError
 from digitrec.manifest import read as read_manifest, sha256_of
 from digitrec.numpy_net import NumpyNet
 from digitrec.read import Verdicts, verdict_path
-from digitrec.views import IDENTITY, check_views
+from digitrec.views import from_json
 from digitrec.weights import bundled_dir, load_weights
 from training.publish import build_folder
 
@@ -37,7 +37,7 @@ def test_folder_holds_verified_weights_and_a_model_card(tmp_path):
         assert f"{description['metrics']['mnist_test_accuracy']:.2%}" in card.text
     assert "Pen-Based Recognition of Handwritten Digits" in card.text
     assert "UNIPEN" in card.text
-    assert "test_time_views" in card.text
+    assert "test_time_views" in card.text and "test_time_views_below" in card.text
 
 
 def test_folder_holds_each_models_verdict_file_and_refuses_one_fitted_on_other_weights(tmp_path):
@@ -70,10 +70,10 @@ def test_app_downloads_exactly_the_published_layout(tmp_path, monkeypatch):
     assert model.source.startswith("hub")
     assert model.manifest["sha256"] == read_manifest(shipped / "numpy.json")["sha256"]
     # it reads each drawing the ways the bundled manifest says (the shipped numpy network: several views)
-    assert model.views == check_views(read_manifest(shipped / "numpy.json").get("test_time_views", [IDENTITY]))
+    assert (model.views, model.views_below) == from_json(read_manifest(shipped / "numpy.json"))
     # the verdict file ("not a digit", "not sure") came with the weights, from the hub cache
     monkeypatch.setattr(read_module, "_verdicts", {})
     verdicts = read_module.verdicts_for("numpy", model)
     assert verdicts is not None and verdicts.weights_sha256 == model.manifest["sha256"]
-    assert verdicts.views == model.views
+    assert (verdicts.views, verdicts.views_below) == (model.views, model.views_below)
     assert str(model.verdict_file).startswith(str(tmp_path / "cache"))

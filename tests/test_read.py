@@ -187,11 +187,14 @@ def test_verdict_file_for_other_weights_is_not_used(tmp_path, monkeypatch, caplo
 
 
 def test_verdict_file_read_at_other_test_time_views_is_not_used(tmp_path, monkeypatch, caplog):
-    """Features averaged over other views are not what the detector was fitted on: the file is refused, and kept otherwise."""
+    """Features read at other views, or at another gate, are not what the detector was fitted on: refused, else kept."""
+    from digitrec.views import check_views
+
     model = digitrec.get_model("numpy")
-    fitted = dataclasses.replace(small_verdicts(sha=model.manifest["sha256"]), views=((0.0, 1.0), (30.0, 1.0)))
+    views = check_views([[0, 1], [30, 1]])
+    fitted = dataclasses.replace(small_verdicts(sha=model.manifest["sha256"]), views=views, views_below=0.9)
     fitted.save(verdict_path(tmp_path, "numpy"))
-    assert Verdicts.load(verdict_path(tmp_path, "numpy")).views == ((0.0, 1.0), (30.0, 1.0))
+    assert (Verdicts.load(verdict_path(tmp_path, "numpy")).views, fitted.views_below) == (views, 0.9)
     monkeypatch.setattr(read_module, "bundled_dir", lambda: tmp_path)
     monkeypatch.setattr(read_module, "_verdicts", {})
     monkeypatch.setattr(model, "verdict_file", None)
@@ -199,8 +202,14 @@ def test_verdict_file_read_at_other_test_time_views_is_not_used(tmp_path, monkey
         assert read_module.verdicts_for("numpy", model) is None
     assert "test-time views" in caplog.text
     monkeypatch.setattr(read_module, "_verdicts", {})
-    monkeypatch.setattr(model, "views", ((0.0, 1.0), (30.0, 1.0)))
-    assert read_module.verdicts_for("numpy", model).views == model.views
+    monkeypatch.setattr(model, "views", views)
+    monkeypatch.setattr(model, "views_below", None)  # the same views, read always: not what it was fitted on
+    with caplog.at_level(logging.WARNING, logger="digitrec"):
+        assert read_module.verdicts_for("numpy", model) is None
+    assert "read below 0.9" in caplog.text
+    monkeypatch.setattr(read_module, "_verdicts", {})
+    monkeypatch.setattr(model, "views_below", 0.9)
+    assert read_module.verdicts_for("numpy", model).views_below == 0.9
 
 
 @pytest.mark.parametrize("model", digitrec.MODEL_IDS)

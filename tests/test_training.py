@@ -179,3 +179,12 @@ def test_views_are_chosen_by_the_rule_on_validation_errors():
     assert pick({"once": (11, 17), "turned ±8°": (13, 15), "scaled 0.9, 1.1": (14, 15)}) == "once"
     assert pick({"once": (100, 10), "turned ±4°": (91, 10)}) == "once"  # 9 % saved: noise on one institution
     assert pick({"once": (100, 10), "turned ±8°, scaled 0.9": (80, 9), "turned ±8°": (80, 10)}) == "turned ±8°"
+
+
+def test_the_gate_is_the_lowest_that_loses_nothing_on_either_validation_set():
+    from training.choose_views import pick_gate
+
+    always = (79, 31)
+    assert pick_gate({0.5: (84, 31), 0.8: (79, 31), 0.9: (79, 31), 0.99: (79, 31)}, always) == 0.8
+    assert pick_gate({0.5: (78, 32), 0.9: (79, 30)}, always) == 0.9  # fewer on one set is not worth more on the other
+    assert pick_gate({0.5: (80, 31), 0.9: (81, 31)}, always) is None  # every gate loses: read every view always

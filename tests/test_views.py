@@ -1,9 +1,9 @@
-"""Test-time views (digitrec/views.py): each view turns and scales about the centre, and answers average over them."""
+"""Test-time views (digitrec/views.py): each view turns, scales and shifts, and answers average over them."""
 
 import numpy as np
 import pytest
 
-from digitrec.views import IDENTITY, all_views, averaged, check_views, describe, turned
+from digitrec.views import IDENTITY, all_views, averaged, check_views, describe, from_json, to_json, turned
 
 
 def ink_centre(image):
@@ -67,9 +67,70 @@ def test_views_that_make_no_sense_are_refused(bad):
 
 
 def test_views_read_from_json_lists_are_tuples_of_floats():
-    assert check_views([[0, 1], [12, 1]]) == ((0.0, 1.0), (12.0, 1.0))
+    assert check_views([[0, 1], [12, 1], [0, 1, -1, 2]]) == (
+        (0.0, 1.0, 0.0, 0.0), (12.0, 1.0, 0.0, 0.0), (0.0, 1.0, -1.0, 2.0))
+
+
+def test_views_and_their_gate_go_to_json_and_back():
+    """Unshifted views keep the (degrees, scale) pairs manifests have always had; a model read once writes nothing."""
+    views = check_views([[0, 1], [8, 1], [0, 1, 1, 0]])
+    document = to_json(views, 0.9)
+    assert document == {"test_time_views": [[0, 1], [8, 1], [0, 1, 1, 0]], "test_time_views_below": 0.9}
+    assert from_json(document) == (views, 0.9)
+    assert from_json(to_json(views)) == (views, None) and "test_time_views_below" not in to_json(views)
+    assert to_json([IDENTITY], 0.9) == {} and from_json({}) == ((IDENTITY,), None)
+    for bad in (0.0, 1.5, "sure"):
+        with pytest.raises(ValueError, match="test_time_views_below"):
+            from_json({"test_time_views": [[0, 1], [8, 1]], "test_time_views_below": bad})
+
+
+def test_a_shift_moves_ink_by_whole_pixels():
+    x = np.zeros((1, 28, 28), np.float32)
+    x[0, 8:20, 10:14] = 1.0
+    np.testing.assert_array_equal(turned(x, 0.0, 1.0, 1.0, 0.0), np.roll(x, 1, axis=2))  # one pixel right
+    np.testing.assert_array_equal(turned(x, 0.0, 1.0, 0.0, -2.0), np.roll(x, -2, axis=1))  # two pixels up
+    edge = np.zeros((1, 28, 28), np.float32)
+    edge[0, :, 27] = 1.0
+    assert turned(edge, 0.0, 1.0, 1.0, 0.0).sum() == 0  # ink pushed off the edge is gone, not wrapped round
+    views = check_views([[0, 1], [0, 1, 1, 0], [0, 1, 0, -1]])
+    np.testing.assert_allclose(all_views(x, views), np.concatenate([turned(x, *view) for view in views]), atol=1e-6)
+
+
+def test_sure_images_keep_their_one_reading_and_unsure_ones_average_every_view():
+    """With a gate, only images whose first top probability is below it are read at the other views, in one call."""
+    rng = np.random.default_rng(2)
+    x = rng.random((6, 28, 28)).astype(np.float32)
+    x[3:] *= 0.1  # faint images: the forward below is sure of them; of the half-inked three it is not
+    calls = []
+
+    def forward(images):
+        calls.append(len(images))
+        ink = images.reshape(len(images), -1).mean(axis=1, keepdims=True)
+        probs = np.concatenate([ink, 1 - ink], axis=1)
+        return images.reshape(len(images), -1)[:, :5], probs
+
+    views = check_views([[0, 1], [8, 1], [0, 1, 1, 0]])
+    first_features, first_probs = forward(x)
+    unsure = first_probs.max(axis=1) < 0.85
+    assert unsure[:3].all() and not unsure[3:].any()
+    calls.clear()
+    features, probs = averaged(forward, x, views, below=0.85)
+    assert calls == [len(x), 3 * (len(views) - 1)]  # every image once, then the unsure three at two more views
+    every = averaged(forward, x, views)
+    np.testing.assert_array_equal(probs[3:], first_probs[3:])
+    np.testing.assert_array_equal(features[3:], first_features[3:])
+    np.testing.assert_allclose(probs[:3], every[1][:3], atol=1e-6)
+    np.testing.assert_allclose(features[:3], every[0][:3], atol=1e-5)
+    calls.clear()
+    assert np.array_equal(averaged(lambda images: forward(images)[1], x[3:], views, below=0.85), first_probs[3:])
+    assert calls == [3]  # all sure: one reading each, nothing more
+    with pytest.raises(ValueError, match="as it is"):
+        averaged(forward, x, views[::-1], below=0.85)
 
 
 def test_views_are_described_in_words():
     assert [describe(view) for view in ((0.0, 1.0), (8.0, 1.0), (-8.0, 1.0), (0.0, 0.9), (-4.0, 1.1))] == [
         "as it is", "turned +8°", "turned -8°", "scaled 0.9", "turned -4°, scaled 1.1"]
+    assert [describe(view) for view in ((0, 1, 1, 0), (0, 1, -1, 0), (0, 1, 0, 1), (0, 1, 0, -2), (0, 0.9, 1, 1))] == [
+        "shifted 1 px right", "shifted 1 px left", "shifted 1 px down", "shifted 2 px up",
+        "scaled 0.9, shifted 1 px right, shifted 1 px down"]

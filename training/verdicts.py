@@ -247,7 +247,7 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
 
     temperature = fit_temperature(val_p, val_y)
     detector = Verdicts(model_id, model.manifest["sha256"], temperature, 1.0, 0.0, mean, scale, layers,
-                        views=model.views)
+                        views=model.views, views_below=model.views_below)
     candidates = {"features": (detector.non_digit_probability(val_f), detector.non_digit_probability(other_f))}
     if model.outputs > 10:  # the network's own "not a digit" output (training/train.py --non-digits)
         own = dataclasses.replace(detector, detector="output")
