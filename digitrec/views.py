@@ -5,8 +5,9 @@ ignore; averaging its answers over a few views of the same 28×28 image (the one
 preprocessing made) smooths that out. A model's views live in its manifest
 (``test_time_views``, chosen on validation writers: docs/unipen.md); a model without them
 reads the image once, as it is. With ``test_time_views_below`` the other views are read only
-when the first reading's top output is below it: the errors views fix are among the readings
-a network is unsure of, and a sure reading then costs one image, not five.
+when the first reading's most likely digit is below it: the errors views fix are among the
+readings a network is unsure of, and a sure digit then costs one image, not five. A drawing
+that may be no digit at all is read at every view, so "not a digit" is judged as without the gate.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ IDENTITY = (0.0, 1.0, 0.0, 0.0)  # (degrees turned, scale, pixels right, pixels 
 MAX_SHIFT = 4  # pixels: a view moves the ink a little, never off the 20×20 box the preprocessing fills
 CENTRE = 13.5  # the middle of a 28×28 image, about which each view turns and scales
 PIXELS = 28 * 28
+DIGITS = 10  # the gate looks at the first ten outputs, the digits; an 11th is "not a digit"
 
 
 def check_views(views) -> tuple:
@@ -117,8 +119,9 @@ def averaged(forward, x, views=(IDENTITY,), below=None):
 
     ``forward`` returns an (N, …) array, or a tuple or list of them (features, then
     probabilities), each averaged on its own. With ``below``, the first view (the image as
-    it is) is read for every image and the other views only for the images whose top
-    probability (the last array's row maximum) is below it; a sure image keeps its one reading.
+    it is) is read for every image and the other views only for the images whose most likely
+    digit (the largest of the last array's first ten columns) is below it; a sure digit keeps
+    its one reading.
     """
     views = tuple(views)
     if views == (IDENTITY,):
@@ -129,7 +132,7 @@ def averaged(forward, x, views=(IDENTITY,), below=None):
         raise ValueError(f"Gated test-time views must start with the image as it is; got {views!r}.")
     first = forward(x)
     arrays = [np.array(array, dtype=np.float32) for array in (first if isinstance(first, (tuple, list)) else [first])]
-    unsure = np.flatnonzero(arrays[-1].max(axis=1) < below)
+    unsure = np.flatnonzero(arrays[-1][:, :DIGITS].max(axis=1) < below)
     if len(unsure):
         rest = forward(all_views(x[unsure], views[1:]))
         for array, more in zip(arrays, rest if isinstance(rest, (tuple, list)) else [rest]):

@@ -12,9 +12,12 @@ reading once's UNIPEN errors (fewer is noise on one institution); a tie goes to 
 The test writers and institutions are never read.
 
 Then the gate: the chosen views are read again with each of ``GATES`` as
-``test_time_views_below`` (the other views read only where the first reading's top output is
-below it), and the lowest gate at which neither validation set makes more errors than
-reading every view always is kept; a sure drawing then costs one reading. After ``--write``,
+``test_time_views_below`` (the other views read only where the first reading's most likely
+digit is below it). The lowest gate is kept at which neither validation set makes more
+errors than reading every view always, and no more validation digits are "unsure" (the
+calibrated top below ``digitrec.read``'s line, with the temperature fitted on that gate's
+probabilities, as ``training.verdicts`` fits it): a sure digit then costs one reading, and
+the verdicts do not change. With no such gate every view is read always. After ``--write``,
 refit the verdict files (``python -m training.verdicts``): a file fitted at other views or
 another gate is not used.
 """
@@ -28,12 +31,14 @@ import time
 import numpy as np
 
 from digitrec import manifest as manifests
+from digitrec.read import calibrate
 from digitrec.registry import model_class
 from digitrec import views as test_time_views
 from digitrec.views import IDENTITY
 
 from .heldout import drawn_arrays, unipen_arrays
 from .verdict_sets import VALIDATION_WRITERS
+from .verdicts import UNSURE_BELOW, fit_temperature
 
 CANDIDATES = {  # name: views; the identity first, so each view set is the image plus what it adds
     "once": (IDENTITY,),
@@ -51,9 +56,18 @@ GATES = (0.5, 0.8, 0.9, 0.95, 0.99)  # top output below which the other views ar
 MIN_SAVED = 0.1  # a candidate must save this share of reading once's UNIPEN validation errors
 
 
-def errors(model, sets) -> int:
-    """Return how many of every condition's digits in ``sets`` the model misreads."""
-    return int(sum((model.predict_labels(x) != y).sum() for x, y in sets.values()))
+def outcomes(model, unipen, pendigits) -> tuple:
+    """Return (UNIPEN errors, pendigits errors, share "unsure") of the model reading every condition's digits.
+
+    "Unsure" is ``digitrec.read``'s: the top probability, calibrated by a temperature fitted
+    on these very readings, below ``UNSURE_BELOW``.
+    """
+    readings = [(model.predict_proba(x), y) for sets in (unipen, pendigits) for x, y in sets.values()]
+    probs, labels = np.concatenate([p for p, _ in readings]), np.concatenate([y for _, y in readings])
+    wrong = probs.argmax(axis=1) != labels
+    first = sum(len(y) for _, y in unipen.values())
+    unsure = calibrate(probs, fit_temperature(probs, labels)).max(axis=1) < UNSURE_BELOW
+    return int(wrong[:first].sum()), int(wrong[first:].sum()), float(unsure.mean())
 
 
 def single_read_ms(model, x, repeats=200) -> float:
@@ -72,12 +86,16 @@ def choose(model, unipen, pendigits, log=print) -> tuple:
     """Return (views, gate) the rules pick for ``model``, printing one row per candidate and per gate."""
     rows = {}
     first_condition = next(iter(unipen.values()))[0]
+
+    def measure(name, read):
+        row = (*outcomes(model, unipen, pendigits), single_read_ms(model, first_condition))
+        log(f"| {model.model_id} | {name} | {read} | {row[0]} | {row[1]} | {row[2]:.2%} | {row[3]:.2f} |", flush=True)
+        return row
+
     model.views_below = None
     for name, views in CANDIDATES.items():
         model.views = views
-        rows[name] = (errors(model, unipen), errors(model, pendigits), single_read_ms(model, first_condition))
-        log(f"| {model.model_id} | {name} | always | {rows[name][0]} | {rows[name][1]} | {rows[name][2]:.2f} |",
-            flush=True)
+        rows[name] = measure(name, "always")
     name = pick({name: row[:2] for name, row in rows.items()})
     model.views = CANDIDATES[name]
     if name == "once":
@@ -85,10 +103,8 @@ def choose(model, unipen, pendigits, log=print) -> tuple:
     gated = {}
     for gate in GATES:
         model.views_below = gate
-        gated[gate] = (errors(model, unipen), errors(model, pendigits), single_read_ms(model, first_condition))
-        log(f"| {model.model_id} | {name} | below {gate:g} | {gated[gate][0]} | {gated[gate][1]} "
-            f"| {gated[gate][2]:.2f} |", flush=True)
-    return model.views, pick_gate({gate: row[:2] for gate, row in gated.items()}, rows[name][:2])
+        gated[gate] = measure(name, f"below {gate:g}")
+    return model.views, pick_gate({gate: row[:3] for gate, row in gated.items()}, rows[name][:3])
 
 
 def pick(rows) -> str:
@@ -100,11 +116,11 @@ def pick(rows) -> str:
 
 
 def pick_gate(rows, always) -> float | None:
-    """Return the lowest gate in ``rows`` {gate: (UNIPEN errors, pendigits errors)} no worse on either than ``always``.
+    """Return the lowest gate in ``rows`` {gate: (UNIPEN errors, pendigits errors, share unsure)} no worse than ``always``.
 
-    None when every gate loses a digit somewhere: then every view is read always.
+    No worse on any of the three; None when every gate loses something: then every view is read always.
     """
-    fit = [gate for gate, row in rows.items() if row[0] <= always[0] and row[1] <= always[1]]
+    fit = [gate for gate, row in rows.items() if all(mine <= theirs for mine, theirs in zip(row, always))]
     return min(fit) if fit else None
 
 
@@ -116,8 +132,8 @@ def main(argv=None):
     unipen, pendigits = unipen_arrays("validation"), drawn_arrays(writers=VALIDATION_WRITERS)
     reads = sum(len(y) for _, y in unipen.values()), sum(len(y) for _, y in pendigits.values())
     print(f"| model | views | read | UNIPEN validation errors /{reads[0]:,} | pendigits 21–24 errors /{reads[1]:,} "
-          "| one drawing, ms (p50) |")
-    print("| --- | --- | --- | ---: | ---: | ---: |")
+          "| unsure | one drawing, ms (p50) |")
+    print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
     for path in args.manifests:
         model = model_class(manifests.read(path)["model_id"]).load(path)
         views, gate = choose(model, unipen, pendigits)
