@@ -116,6 +116,16 @@ def test_a_wrong_label_every_model_reads_otherwise_is_a_suspect_and_is_left_out_
     assert set(table) == {"a", "b"} and all(0.0 <= row["numpy"] <= 1.0 for row in table.values())
 
 
+def test_the_digits_that_look_mislabelled_are_the_test_digits_the_sheet_shows():
+    """The indices point at the digits docs/unipen.md names: two 1s and a 6 of the UNIPEN test split."""
+    from bench.accuracy import LOOK_MISLABELLED
+    from training.heldout import unipen_digits
+
+    _, labels = unipen_digits("test")
+    assert {i: int(labels[i]) for i in LOOK_MISLABELLED} == {
+        i: int(why.split()[1].rstrip(",")) for i, why in LOOK_MISLABELLED.items()}
+
+
 def test_misread_digits_are_counted_per_condition_and_drawn_most_misread_first(tmp_path):
     from PIL import Image
 
