@@ -149,6 +149,7 @@ class KerasModel(Model):
         for mine, theirs in zip(self.network.layers, wider.network.layers):
             weights = [_widen(old, new.shape) for old, new in zip(mine.get_weights(), theirs.get_weights())]
             theirs.set_weights(weights)
+        wider.views, wider.views_below = self.views, self.views_below  # how it reads a drawing stays
         return wider
 
     def _save_weights(self, path: Path):

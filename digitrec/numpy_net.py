@@ -228,6 +228,7 @@ class NumpyNet(Model):
         wider = type(self)(**{**self.config, "sizes": [*self.sizes[:-1], outputs]})
         wider.weights = [w.copy() for w in self.weights[:-1]] + [np.pad(self.weights[-1], [(0, extra), (0, 0)])]
         wider.biases = [b.copy() for b in self.biases[:-1]] + [np.pad(self.biases[-1], [(0, extra)])]
+        wider.views, wider.views_below = self.views, self.views_below  # how it reads a drawing stays
         return wider
 
     # ------------------------------------------------------------ description and storage

@@ -248,6 +248,18 @@ def test_widened_model_reads_digits_as_before_and_round_trips(model_id, images, 
 
 
 @pytest.mark.parametrize("model_id", MODEL_IDS)
+def test_a_widened_model_reads_at_the_same_test_time_views(model_id, images):
+    """Widening adds an output; how each drawing is read (views, gate) is the model's and stays."""
+    from digitrec.views import check_views
+
+    model = small_model(model_id)
+    model.views, model.views_below = check_views([[0, 1], [8, 1], [0, 1, 1, 0]]), 0.9
+    wider = model.widened(11)
+    assert (wider.views, wider.views_below) == (model.views, model.views_below)
+    assert wider.predict_outputs(images).shape == (len(images), 11)
+
+
+@pytest.mark.parametrize("model_id", MODEL_IDS)
 def test_eleventh_output_learns_not_a_digit_and_predict_proba_stays_ten_digits(model_id):
     """Trained on bars (a 1) against noise (not a digit), the 11th output takes the noise; predict_proba never shows it."""
     rng = np.random.default_rng(0)
