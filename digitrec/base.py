@@ -91,7 +91,7 @@ class Model:
     training_defaults = dict(epochs=30, batch_size=128, learning_rate=1e-3, clean_epochs=0)
     # (degrees, scale, right, down) views each image is read at, answers averaged (digitrec/views.py)
     views = (IDENTITY,)
-    # read the other views only when the first reading's top output is below this; None: always (test_time_views_below)
+    # read the other views only when the first reading's top digit is below this; None: always (test_time_views_below)
     views_below = None
 
     def __init__(self, **config):

@@ -13,6 +13,8 @@ import json
 import os
 from pathlib import Path
 
+from .views import from_json
+
 FORMAT_VERSION = 1
 
 
@@ -77,12 +79,13 @@ def heldout_metrics(prefix: str, by_condition: dict, count: int, **who) -> dict:
 
 def describe(manifest: dict, model_id: str, fallback_name: str = "") -> dict:
     """Return what people are shown about a model: name, architecture, parameters, training, metrics, test-time views."""
+    views, views_below = from_json(manifest)
     return {
         "name": manifest.get("display_name") or fallback_name or model_id,
         "architecture": manifest.get("architecture", "(no weights yet)"),
         "params": manifest.get("params"),
         "training": manifest.get("training", {}),
         "metrics": manifest.get("metrics", {}),
-        "views": [tuple(view) for view in manifest.get("test_time_views", [])],
-        "views_below": manifest.get("test_time_views_below"),
+        "views": views,  # (IDENTITY,) for a model that reads each drawing once
+        "views_below": views_below,
     }

@@ -208,6 +208,7 @@ class Verdicts:
             raise ValueError(f"{params.name}: the detector's parameters do not match the checksum in {path.name}.")
         if document.get("detector", "features") not in ("features", "output"):
             raise ValueError(f"{path}: unknown detector {document['detector']!r}.")
+        views, views_below = test_time_views.from_json(document)
         with np.load(params) as arrays:
             mean, scale = arrays["mean"].astype(np.float64), arrays["scale"].astype(np.float64)
             layers = [(arrays[f"w{i}"].astype(np.float64), arrays[f"b{i}"].astype(np.float64))
@@ -217,7 +218,7 @@ class Verdicts:
             temperature=float(document["temperature"]), reject_threshold=float(document["reject_threshold"]),
             unsure_threshold=float(document["unsure_threshold"]), mean=mean, scale=scale, layers=layers,
             description=document.get("description", {}), detector=document.get("detector", "features"),
-            **dict(zip(("views", "views_below"), test_time_views.from_json(document))),
+            views=views, views_below=views_below,
         )
 
 

@@ -52,7 +52,7 @@ CANDIDATES = {  # name: views; the identity first, so each view set is the image
                               (0.0, 1.0, 0.0, -1.0)),
 }
 CANDIDATES = {name: test_time_views.check_views(views) for name, views in CANDIDATES.items()}
-GATES = (0.5, 0.8, 0.9, 0.95, 0.99)  # top output below which the other views are read; lowest first, the cheapest
+GATES = (0.5, 0.8, 0.9, 0.95, 0.99)  # top digit below which the other views are read; lowest first, the cheapest
 MIN_SAVED = 0.1  # a candidate must save this share of reading once's UNIPEN validation errors
 
 
@@ -138,7 +138,7 @@ def main(argv=None):
         model = model_class(manifests.read(path)["model_id"]).load(path)
         views, gate = choose(model, unipen, pendigits)
         name = next(name for name, candidate in CANDIDATES.items() if candidate == views)
-        when = "" if gate is None or name == "once" else f", read below {gate:g}"
+        when = "" if gate is None else f", read below {gate:g}"
         print(f"\n{model.model_id}: chosen {name}{when}" + (f", written to {path}" if args.write else ""), flush=True)
         if args.write:
             manifest = manifests.read(path)

@@ -59,7 +59,7 @@ Each `<id>.json` is the manifest: format version, architecture config, parameter
 training settings and per-epoch history, metrics, the SHA-256 of the weights file and, when
 the model reads each drawing several ways and averages, its `test_time_views` (degrees
 turned, scale, and pixels right and down when shifted) and `test_time_views_below` (the
-other views are read only when the first reading's top probability is below it) — part of
+other views are read only when the first reading's most likely digit is below it) — part of
 how the figures above were measured.
 Each `<id>.verdict.json` (with its `.npz`) holds what `digitrec.read` decides "not a digit"
 and "not sure" with — temperature, thresholds, the detector — fitted on those weights,
