@@ -27,6 +27,7 @@ sys.path.insert(0, str(ROOT))
 from training.augment import augment_batch  # noqa: E402
 from training.data import STYLES, drawn_training_digits, load_mnist, unipen_training_digits  # noqa: E402
 from training.nondigits import training_non_digits  # noqa: E402
+from training.symbols import training_symbols  # noqa: E402
 from training.strokes import HELD_OUT_WRITERS  # noqa: E402
 from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
@@ -67,6 +68,9 @@ def parse_args(argv=None):
     parser.add_argument("--touching-pairs", type=int, default=0,
                         help="renders of 6,000 pairs of a training writer's digits touching, taught as 'not a digit' "
                         "so the number reader cuts them (training/nondigits.py: touching_pairs); 0: none")
+    parser.add_argument("--symbols", type=int, default=0,
+                        help="renders of 3,000 random Hershey symbols of the training glyphs, taught as 'not a digit' "
+                        "(training/symbols.py); 0: none")
     parser.add_argument("--letters", help="path of unipen_letters.npz (default: $DIGITREC_DATA or ../shared/data)")
     parser.add_argument("--init", help="a saved manifest: start from these weights instead of fresh ones")
     parser.add_argument("--checkpoints", help="folder to save the model into after every epoch (a killed run "
@@ -103,13 +107,14 @@ def parse_args(argv=None):
                          + f" share the {digit}s (a digit gets one style): together at most 1")
     if args.init and args.resume:
         parser.error("--init and --resume both choose the starting weights: give one")
-    if args.touching_pairs and not args.non_digits:
-        parser.error("--touching-pairs are taught as 'not a digit': give --non-digits too")
-    for name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "epochs", "batch_size", "limit",
+    for option in ("touching_pairs", "symbols"):
+        if getattr(args, option) and not args.non_digits:
+            parser.error(f"--{option.replace('_', '-')} are taught as 'not a digit': give --non-digits too")
+    for name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "symbols", "epochs", "batch_size", "limit",
                  "subsample", "clean_epochs"):
         value = getattr(args, name)
         if value is not None and value < (
-            0 if name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "clean_epochs") else 1
+            0 if name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "symbols", "clean_epochs") else 1
         ):
             parser.error(f"--{name.replace('_', '-')} must be positive")
     return args
@@ -119,15 +124,16 @@ def parse_args(argv=None):
 
 
 def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS,
-                 unipen=None, unipen_copies=0, letters=None, non_digits=0, styles=None, touching_pairs=0):
+                 unipen=None, unipen_copies=0, letters=None, non_digits=0, styles=None, touching_pairs=0,
+                 symbols=0):
     """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits and non-digits, shuffled.
 
     The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``
     and ``unipen_copies`` renders of every UNIPEN digit of the training institutions (the test
     and validation institutions never), ``styles`` ({style: share}, training/data.py: styled_jobs)
     of their zeros drawn as Ø or θ and of their ones with a long flag; ``non_digits`` renders of the training institutions'
-    letters, with shapes and scribbles, and ``touching_pairs`` renders of training writers' digits run
-    together, labelled ``NOT_A_DIGIT``; ``limit`` keeps that many
+    letters, with shapes and scribbles, ``touching_pairs`` renders of training writers' digits run
+    together and ``symbols`` renders of Hershey symbols, labelled ``NOT_A_DIGIT``; ``limit`` keeps that many
     MNIST images and a quarter as many drawn ones of each set (smoke tests).
     """
     x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
@@ -139,6 +145,8 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
                                                 styles=styles)
     x_other, y_other = training_non_digits(non_digits, seed, letters, limit=drawn_limit, pair_copies=touching_pairs,
                                            pendigits=pendigits, unipen=unipen)
+    x_symbols, y_symbols = training_symbols(symbols, seed, limit=drawn_limit)
+    x_other, y_other = np.concatenate([x_other, x_symbols]), np.concatenate([y_other, y_symbols])
     x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen, x_other]), np.concatenate([y_drawn, y_unipen, y_other])
     if limit:
         x_mnist, y_mnist = x_mnist[:limit], y_mnist[:limit]
@@ -175,9 +183,12 @@ def settings_for(model_id, args):
     if args.non_digits:
         settings.update(non_digit_copies=args.non_digits,
                         non_digits="letters of the training institutions, training shape kinds, scribbles"
-                        + (", training writers' digits touching in pairs" if args.touching_pairs else ""))
+                        + (", training writers' digits touching in pairs" if args.touching_pairs else "")
+                        + (", Hershey symbols of the training glyphs" if args.symbols else ""))
         if args.touching_pairs:
             settings["touching_pair_copies"] = args.touching_pairs
+        if args.symbols:
+            settings["symbol_copies"] = args.symbols
     if args.unipen_copies:
         settings.update(unipen_copies=args.unipen_copies, unipen_institutions="all but " + ", ".join(
             TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
@@ -279,6 +290,7 @@ def main(argv=None):
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
         unipen=args.unipen, unipen_copies=args.unipen_copies, letters=args.letters, non_digits=args.non_digits,
         styles={style: getattr(args, name) for name, style in STYLE_OPTIONS.items()}, touching_pairs=args.touching_pairs,
+        symbols=args.symbols,
     )
     if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
         x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]

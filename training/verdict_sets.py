@@ -3,7 +3,8 @@
 - train (the detector's fit): pendigits writers 1–20, UNIPEN training institutions, an MNIST
   sample, letters of the training institutions, the training shape kinds and scribbles;
 - validation (temperature, thresholds, every choice): pendigits writers 21–24, UNIPEN's
-  validation institution (gmd) — its digits and letters — and new shapes and scribbles;
+  validation institution (gmd) — its digits and letters — new shapes and scribbles, and Hershey
+  symbols no network is trained on;
 - test (the held-out table only, docs/verdicts.md): pendigits writers 25–30 and the UNIPEN test institutions
   (apa, art, ibm), digits under every benchmark condition, their letters, held-out shape
   kinds, new scribbles, and pairs of held-out digits side by side.
@@ -19,7 +20,8 @@ import dataclasses
 
 import numpy as np
 
-from .data import load_mnist
+from . import symbols
+from .data import code_key, load_mnist
 from .nondigits import TEST_SHAPES, TRAIN_SHAPES, letter_indices, load_letters, render_set, synthetic
 from .strokes import BENCHMARK_CONDITIONS, CANVAS, HELD_OUT_WRITERS, load_pendigits
 from .unipen import BOX, load_unipen, split_indices
@@ -137,6 +139,10 @@ def non_digit_sets(split):
     out["shapes"] = render_set(f"{split}_shapes", synthetic(shapes, count, seed), seed, conditions)
     count = int(SIZES["scribbles"] * share)
     out["scribbles"] = render_set(f"{split}_scribbles", synthetic("scribble", count, seed + 100), seed, conditions)
+    if split == "validation":  # glyphs no network is trained on (training/symbols.py); the test set stays as it was
+        count = int(SIZES["shapes"] * share)
+        out["symbols"] = render_set(f"validation_symbols_{code_key(symbols)}",
+                                    symbols.symbols(count, seed + 200, "validation"), seed, conditions)
     return out
 
 
