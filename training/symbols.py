@@ -1,21 +1,27 @@
 """Symbols as pen strokes, from the Hershey vector fonts: many kinds of "not a digit" to learn from.
 
 Seven generated shape kinds teach the networks little about shapes they never met (the test's
-circle with a cross, smiley and zigzag are rejected 41–65 %). The Hershey fonts (PyPI
-``Hershey-Fonts``) hold a few hundred single-line symbols — astrological, meteorological and
-musical signs, map markers, maths, Japanese kana and kanji — drawn as pen strokes, so they
-render like the digits.
+circle with a cross, smiley and zigzag are rejected 41–65 %). The Hershey fonts hold a few
+hundred single-line symbols — astrological, meteorological and musical signs, map markers,
+maths, Japanese kana and kanji — drawn as pen strokes, so they render like the digits.
 
 ``SYMBOLS`` names the glyphs kept, by font and position in that font's sorted glyph table,
 picked by eye from a contact sheet of every glyph: left out are digits and letters, anything a
 fair reader could take for a digit (lines and arcs, ♃, ♋, $, ∂, ∫, ‖, §, フ, ノ, ラ, る …),
-the kanji numerals, plain circles, and whatever resembles a held-out test shape kind
-(⊕, ☉, ♒ and the zigzags); and the C clefs, which render as a B, and ⊓, which a slant makes a 7. Every fourth glyph is kept for validation only (``part``).
+the kanji numerals, plain circles, whatever resembles a held-out test shape kind (⊕, ☉, ♒
+and the zigzags), the C clefs, which render as a B, and ⊓, which a slant makes a 7. Every
+fourth glyph is kept for validation only (``part``).
+
+Their strokes are stored in ``hershey_symbols.json`` (``python -m training.symbols`` wrote it
+from PyPI ``Hershey-Fonts`` 2.1.0, MIT). The package is not a requirement: its wheel also
+installs a top-level ``tests`` package, which would hide this project's own tests.
 """
 
 from __future__ import annotations
 
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -35,6 +41,7 @@ SYMBOLS = {
                  114, 116, 117, 118, 119, 121, 123, 124, 126, 128, 129, 130, 131, 133, 135, 136, 138, 139, 142, 144,
                  146, 147, 148, 150, 157, 159),  # katakana
 }
+GLYPH_FILE = Path(__file__).with_name("hershey_symbols.json")  # the kept glyphs' strokes, written by ``extract``
 VALIDATION_EVERY = 4  # every fourth kept glyph is validation's, so validation asks about glyphs never trained on
 
 _glyphs: dict[str, list[list[np.ndarray]]] = {}
@@ -45,17 +52,12 @@ def glyphs(part: str) -> list[list[np.ndarray]]:
     if part not in ("train", "validation"):
         raise ValueError(f"part must be 'train' or 'validation', not {part!r}")
     if not _glyphs:
-        try:
-            from HersheyFonts import HersheyFonts
-        except ImportError as error:
-            raise ImportError("symbols need the Hershey fonts: pip install -r requirements.txt") from error
+        with open(GLYPH_FILE) as file:
+            stored = json.load(file)["glyphs"]
         kept = []
         for font_name, positions in SYMBOLS.items():
-            font = HersheyFonts()
-            font.load_default_font(font_name)
-            table = sorted(font.all_glyphs.items())
             for position in positions:
-                strokes = [np.asarray(stroke, np.float32) for stroke in table[position][1].strokes]
+                strokes = [np.asarray(stroke, np.float32) for stroke in stored[font_name][str(position)]]
                 kept.append([np.repeat(s, 2, axis=0) if len(s) == 1 else s for s in strokes])  # a dot is a stroke too
         _glyphs["train"] = [g for i, g in enumerate(kept) if i % VALIDATION_EVERY != VALIDATION_EVERY - 1]
         # Fonts repeat glyphs (the markers are in "symbolic" too): validation keeps only those unlike any trained on.
@@ -129,3 +131,25 @@ def training_symbols(copies: int, seed: int = 0, limit=None):
              for copy in range(copies)]
     x = np.concatenate(parts) if parts else np.zeros((0, 28, 28), np.float32)
     return x, np.full(len(x), NOT_A_DIGIT, np.int64)
+
+
+def extract(path=GLYPH_FILE):
+    """Write the kept glyphs' strokes from the Hershey-Fonts package to ``path`` (run once, in a scratch environment)."""
+    from HersheyFonts import HersheyFonts
+
+    glyphs_by_font = {}
+    for font_name, positions in SYMBOLS.items():
+        font = HersheyFonts()
+        font.load_default_font(font_name)
+        table = sorted(font.all_glyphs.items())
+        glyphs_by_font[font_name] = {str(position): [[list(map(int, point)) for point in stroke]
+                                                     for stroke in table[position][1].strokes] for position in positions}
+    source = ("Hershey vector fonts (NBS Special Publication 424), from PyPI Hershey-Fonts 2.1.0 (MIT, "
+              "https://github.com/apshu/HersheyFonts): the glyphs training/symbols.py keeps, by font and position "
+              "in the font's sorted glyph table; pen strokes, y down")
+    with open(path, "w") as file:
+        file.write(json.dumps({"source": source, "glyphs": glyphs_by_font}, separators=(",", ":")) + "\n")
+
+
+if __name__ == "__main__":
+    extract()
