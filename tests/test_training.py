@@ -82,6 +82,18 @@ def test_resume_repeats_exactly_the_clean_epochs_of_one_run(tmp_path):
     assert not (tmp_path / "other" / "cnn.json").exists()
 
 
+@pytest.mark.parametrize("model_id", ["numpy", "dense"])
+def test_each_checkpoint_carries_the_history_of_its_epochs(tmp_path, model_id):
+    """A checkpoint that ships describes its own training, as the run's end does (its curves are drawn from it)."""
+    run_training("--model", model_id, "--limit", "200", "--epochs", "2", "--checkpoints", tmp_path / "ck",
+                 "--out", tmp_path / "end")
+    end = read_manifest(tmp_path / "end" / f"{model_id}.json")["training"]["history"]
+    for epoch in (1, 2):
+        saved = read_manifest(tmp_path / "ck" / f"epoch{epoch}" / f"{model_id}.json")["training"]
+        assert saved["checkpoint_epoch"] == epoch
+        assert saved["history"] == end[:epoch]
+
+
 def test_resume_without_clean_epochs_is_refused(tmp_path):
     result = run("training.train", "--model", "dense", "--resume", tmp_path / "dense.json", "--limit", "50")
     assert result.returncode != 0 and "--clean-epochs" in result.stderr

@@ -202,13 +202,18 @@ def settings_for(model_id, args):
 
 
 def progress(model_id, epochs, started, after_epoch=None):
-    """Return an ``on_epoch`` callback printing one line per epoch (a long run shows it is alive), then ``after_epoch``."""
+    """Return an ``on_epoch`` callback printing one line per epoch (a long run shows it is alive), then ``after_epoch``.
+
+    ``after_epoch(epoch, rows)`` gets the rows of every epoch so far, so a checkpoint carries its own history.
+    """
+    rows = []
 
     def report(epoch, row):
         figures = " - ".join(f"{name} {value:.4f}" for name, value in row.items() if name != "epoch")
         print(f"{model_id} epoch {epoch}/{epochs} - {time.time() - started:.0f}s - {figures}", flush=True)
+        rows.append({"epoch": epoch, **{name: value for name, value in row.items() if name != "epoch"}})
         if after_epoch is not None:
-            after_epoch(epoch)
+            after_epoch(epoch, list(rows))
 
     return report
 
@@ -231,7 +236,7 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
                              "--non-digits 0") from None
     after_epoch = None
     if settings.get("checkpoints"):
-        after_epoch = lambda epoch: checkpoint(model, settings, epoch, x_test, y_test)  # noqa: E731
+        after_epoch = lambda epoch, rows: checkpoint(model, settings, epoch, rows, x_test, y_test)  # noqa: E731
     rows = model.fit(
         x_train, y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"], final_learning_rate=settings["learning_rate"] * FINAL_FRACTION,
@@ -268,10 +273,10 @@ def accuracy(model, x, y):
     return float((model.predict_labels(x) == y).mean())
 
 
-def checkpoint(model, settings, epoch, x_test, y_test):
-    """Save the model after ``epoch`` into the checkpoint folder, so a killed run keeps its last epoch."""
+def checkpoint(model, settings, epoch, history, x_test, y_test):
+    """Save the model after ``epoch`` into the checkpoint folder, with the epochs' ``history``, so a killed run keeps its last epoch."""
     folder = Path(settings["checkpoints"]) / f"epoch{epoch}"
-    model.save(folder, training={**settings, "checkpoint_epoch": epoch},
+    model.save(folder, training={**settings, "checkpoint_epoch": epoch, "history": history},
                metrics={"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))})
     print(f"checkpoint: {folder}", flush=True)
 
