@@ -215,20 +215,28 @@ def big_drawing(side, seed=0) -> bytes:
 
 
 def test_uploads_by_id_are_capped_in_memory(server):
-    """226 MB of drawings uploaded to the sketchpad's route and never read: RSS stays bounded."""
+    """Twice 226 MB of drawings uploaded to the sketchpad's route and never read: RSS stays bounded.
+
+    Kept drawings are capped at 64 MB; what the allocator keeps of the refused and evicted
+    request buffers varies from run to run and creeps up slowly (five rounds, two runs: +67,
+    +120, +149, +115, +150 MB and +67, +84, +119, +135, +151 MB), so the bound is on RSS
+    after two rounds, 452 MB sent: a store without a cap keeps about all of it (+220 MB a round).
+    """
     pid, good = server["process"].pid, server["good"]
     padded = good + b"\0" * (900_000 - len(good))  # a valid header, ~0.9 MB: under any per-file cap
     junk = padded + os.urandom(4_100_000)  # 5 MB
-    before, started, refused = rss(pid), time.time(), []
-    for i in range(160):
-        status, text = send_blob(server, f"flood{i}", junk if i < 20 else padded)
-        if status != 200:
-            refused.append((status, text[:200]))
-    grown = rss(pid) - before
-    figure("160 uploads by id never read (20×5 MB + 140×0.9 MB = 226 MB)", f"RSS +{grown:.0f} MB in {time.time() - started:.1f} s;"
+    before, started, refused, grown = rss(pid), time.time(), [], []
+    for round_ in range(2):
+        for i in range(160):
+            status, text = send_blob(server, f"flood{round_}-{i}", junk if i < 20 else padded)
+            if status != 200:
+                refused.append((status, text[:200]))
+        grown.append(rss(pid) - before)
+    figure("twice 160 uploads by id never read (20×5 MB + 140×0.9 MB = 226 MB each)",
+           f"RSS after each round +{', +'.join(f'{g:.0f}' for g in grown)} MB, in {time.time() - started:.1f} s;"
            f" {len(refused)} refused {refused[:1]}")
-    assert grown <= 120
-    assert all(status == 413 for status, _ in refused[:20]), refused[:3]
+    assert grown[1] <= 200  # of 452 MB sent
+    assert len(refused) == 40 and all(status == 413 for status, _ in refused), refused[:3]
 
 
 def test_an_absurd_layer_index_is_refused_at_once(server):

@@ -19,6 +19,7 @@ installs a top-level ``tests`` package, which would hide this project's own test
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -111,6 +112,13 @@ def symbols(count: int, seed: int, part: str = "train") -> list[list[np.ndarray]
     return [symbol(rng, part) for _ in range(count)]
 
 
+def glyphs_key() -> str:
+    """Return a short key of this module's code and the stored strokes, for render cache names."""
+    from .data import code_key
+
+    return code_key(sys.modules[__name__]) + hashlib.sha256(GLYPH_FILE.read_bytes()).hexdigest()[:8]
+
+
 SYMBOLS_PER_COPY = 3000  # as many as the shapes of one --non-digits copy
 
 
@@ -122,19 +130,20 @@ def training_symbols(copies: int, seed: int = 0, limit=None):
     """
     from digitrec.base import NOT_A_DIGIT
 
-    from .data import code_key
     from .nondigits import render_set
 
-    key = code_key(sys.modules[__name__])  # the glyph list is part of what was rendered
+    key = glyphs_key()
     count = SYMBOLS_PER_COPY if limit is None else max(1, limit // 10)
-    parts = [render_set(f"model_symbols_copy{copy}_{key}", symbols(count, 5000 + 100 * seed + copy), 5000 + 100 * seed + copy)[0]
-             for copy in range(copies)]
+    parts = []
+    for copy in range(copies):
+        base = 5000 + 100 * seed + copy  # apart from every other set's seeds
+        parts.append(render_set(f"model_symbols_copy{copy}_{key}", symbols(count, base), base)[0])
     x = np.concatenate(parts) if parts else np.zeros((0, 28, 28), np.float32)
     return x, np.full(len(x), NOT_A_DIGIT, np.int64)
 
 
 def extract(path=GLYPH_FILE):
-    """Write the kept glyphs' strokes from the Hershey-Fonts package to ``path`` (run once, in a scratch environment)."""
+    """Write the kept glyphs' strokes from the Hershey-Fonts package to ``path`` (once, in a scratch environment)."""
     from HersheyFonts import HersheyFonts
 
     glyphs_by_font = {}
@@ -142,8 +151,10 @@ def extract(path=GLYPH_FILE):
         font = HersheyFonts()
         font.load_default_font(font_name)
         table = sorted(font.all_glyphs.items())
-        glyphs_by_font[font_name] = {str(position): [[list(map(int, point)) for point in stroke]
-                                                     for stroke in table[position][1].strokes] for position in positions}
+        glyphs_by_font[font_name] = {
+            str(position): [[list(map(int, point)) for point in stroke] for stroke in table[position][1].strokes]
+            for position in positions
+        }
     source = ("Hershey vector fonts (NBS Special Publication 424), from PyPI Hershey-Fonts 2.1.0 (MIT, "
               "https://github.com/apshu/HersheyFonts): the glyphs training/symbols.py keeps, by font and position "
               "in the font's sorted glyph table; pen strokes, y down")

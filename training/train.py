@@ -274,7 +274,10 @@ def accuracy(model, x, y):
 
 
 def checkpoint(model, settings, epoch, history, x_test, y_test):
-    """Save the model after ``epoch`` into the checkpoint folder, with the epochs' ``history``, so a killed run keeps its last epoch."""
+    """Save the model after ``epoch``, with its epochs' ``history``, so a killed run keeps its last epoch.
+
+    A checkpoint may ship (its manifest then describes its own training, and its curves are drawn from it).
+    """
     folder = Path(settings["checkpoints"]) / f"epoch{epoch}"
     model.save(folder, training={**settings, "checkpoint_epoch": epoch, "history": history},
                metrics={"mnist_test_accuracy": accuracy(model, x_test, y_test), "mnist_test_images": int(len(x_test))})

@@ -21,7 +21,7 @@ import dataclasses
 import numpy as np
 
 from . import symbols
-from .data import code_key, load_mnist
+from .data import load_mnist
 from .nondigits import TEST_SHAPES, TRAIN_SHAPES, letter_indices, load_letters, render_set, synthetic
 from .strokes import BENCHMARK_CONDITIONS, CANVAS, HELD_OUT_WRITERS, load_pendigits
 from .unipen import BOX, load_unipen, split_indices
@@ -141,7 +141,7 @@ def non_digit_sets(split):
     out["scribbles"] = render_set(f"{split}_scribbles", synthetic("scribble", count, seed + 100), seed, conditions)
     if split == "validation":  # glyphs no network is trained on (training/symbols.py); the test set stays as it was
         count = int(SIZES["shapes"] * share)
-        out["symbols"] = render_set(f"validation_symbols_{code_key(symbols)}",
+        out["symbols"] = render_set(f"validation_symbols_{symbols.glyphs_key()}",
                                     symbols.symbols(count, seed + 200, "validation"), seed, conditions)
     return out
 
