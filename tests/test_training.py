@@ -82,6 +82,19 @@ def test_resume_repeats_exactly_the_clean_epochs_of_one_run(tmp_path):
     assert not (tmp_path / "other" / "cnn.json").exists()
 
 
+def test_a_resumed_fine_tune_keeps_the_chain_of_runs_before_it(tmp_path):
+    """A fine-tune resumed for its last epochs still names the weights it started from, down to the first run."""
+    small = ("--model", "dense", "--limit", "200", "--seed", "2")
+    run_training(*small, "--epochs", "1", "--out", tmp_path / "first")
+    run_training(*small, "--epochs", "1", "--init", tmp_path / "first" / "dense.json", "--out", tmp_path / "tune")
+    run_training(*small, "--clean-epochs", "1", "--resume", tmp_path / "tune" / "dense.json", "--out", tmp_path / "end")
+    tuned = read_manifest(tmp_path / "tune" / "dense.json")["training"]
+    resumed = read_manifest(tmp_path / "end" / "dense.json")["training"]
+    assert resumed["init"] == tuned["init"] == str(tmp_path / "first" / "dense.json")
+    assert resumed["init_training"] == tuned["init_training"]
+    assert resumed["init_training"]["epochs"] == 1 and "init" not in resumed["init_training"]
+
+
 @pytest.mark.parametrize("model_id", ["numpy", "dense"])
 def test_each_checkpoint_carries_the_history_of_its_epochs(tmp_path, model_id):
     """A checkpoint that ships describes its own training, as the run's end does (its curves are drawn from it)."""

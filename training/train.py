@@ -320,6 +320,7 @@ def main(argv=None):
                     )
             history = [row for row in saved.get("history", []) if row["epoch"] <= saved.get("epochs", 0)]
             settings.update(epochs=saved.get("epochs", 0), seconds=saved.get("seconds", 0), resumed_from=str(manifest))
+            settings.update({name: saved[name] for name in ("init", "init_training") if name in saved})  # the chain
         else:
             model, history = train(model_id, x_train, y_train, x_test, y_test, settings, augment)
             settings["seconds"] = round(time.time() - started)
