@@ -51,14 +51,3 @@ def test_training_symbols_are_rendered_like_digits_and_labelled_not_a_digit():
     assert (x.reshape(len(x), -1).max(axis=1) > 0.5).all()  # ink, centred by the one preprocessing
     empty_x, empty_y = symbols.training_symbols(0)
     assert empty_x.shape == (0, 28, 28) and len(empty_y) == 0
-
-
-def test_symbols_are_recorded_and_refused_without_the_not_a_digit_output():
-    from training.train import parse_args, settings_for
-
-    settings = settings_for("numpy", parse_args(["--model", "numpy", "--non-digits", "2", "--symbols", "3"]))
-    assert settings["symbol_copies"] == 3 and "Hershey" in settings["non_digits"]
-    assert "symbol_copies" not in settings_for("numpy", parse_args(["--model", "numpy"]))  # off unless asked
-    for wrong in (["--non-digits", "0", "--symbols", "1"], ["--symbols", "-1"]):
-        with pytest.raises(SystemExit):
-            parse_args(["--model", "numpy", *wrong])

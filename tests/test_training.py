@@ -127,15 +127,28 @@ def test_writing_style_shares_are_recorded_and_impossible_ones_refused():
             parse_args(["--model", "cnn", *wrong])
 
 
-def test_touching_pairs_are_recorded_and_refused_without_the_not_a_digit_output():
+@pytest.mark.parametrize("option, setting, named", [("touching-pairs", "touching_pair_copies", "touching"),
+                                                     ("symbols", "symbol_copies", "Hershey")])
+def test_non_digit_sets_are_recorded_and_refused_without_the_not_a_digit_output(option, setting, named):
     from training.train import parse_args, settings_for
 
-    settings = settings_for("cnn", parse_args(["--model", "cnn", "--non-digits", "2", "--touching-pairs", "2"]))
-    assert settings["touching_pair_copies"] == 2 and "touching" in settings["non_digits"]
-    assert "touching_pair_copies" not in settings_for("cnn", parse_args(["--model", "cnn"]))  # off unless asked
-    for wrong in (["--non-digits", "0", "--touching-pairs", "1"], ["--touching-pairs", "-1"]):
+    settings = settings_for("cnn", parse_args(["--model", "cnn", "--non-digits", "2", f"--{option}", "2"]))
+    assert settings[setting] == 2 and named in settings["non_digits"]
+    assert setting not in settings_for("cnn", parse_args(["--model", "cnn"]))  # off unless asked
+    for wrong in (["--non-digits", "0", f"--{option}", "1"], [f"--{option}", "-1"]):
         with pytest.raises(SystemExit):
             parse_args(["--model", "cnn", *wrong])
+
+
+@pytest.mark.parametrize("wrong, least", [(["--copies", "-1"], 0), (["--clean-epochs", "-2"], 0),
+                                          (["--epochs", "0"], 1), (["--subsample", "0"], 1)])
+def test_counts_below_their_least_are_refused_with_it(capsys, wrong, least):
+    from training.train import parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(["--model", "cnn", *wrong])
+    assert f"{wrong[0]} must be at least {least}" in capsys.readouterr().err
+    assert parse_args(["--model", "cnn", wrong[0], str(least)])  # the least itself is fine
 
 
 def test_validation_compares_both_renders_on_writers_left_out_of_training():

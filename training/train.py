@@ -110,13 +110,11 @@ def parse_args(argv=None):
     for option in ("touching_pairs", "symbols"):
         if getattr(args, option) and not args.non_digits:
             parser.error(f"--{option.replace('_', '-')} are taught as 'not a digit': give --non-digits too")
-    for name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "symbols", "epochs", "batch_size", "limit",
-                 "subsample", "clean_epochs"):
-        value = getattr(args, name)
-        if value is not None and value < (
-            0 if name in ("copies", "unipen_copies", "non_digits", "touching_pairs", "symbols", "clean_epochs") else 1
-        ):
-            parser.error(f"--{name.replace('_', '-')} must be positive")
+    counts = ("copies", "unipen_copies", "non_digits", "touching_pairs", "symbols", "clean_epochs")  # 0: none
+    for name in (*counts, "epochs", "batch_size", "limit", "subsample"):
+        value, least = getattr(args, name), 0 if name in counts else 1
+        if value is not None and value < least:
+            parser.error(f"--{name.replace('_', '-')} must be at least {least}")
     return args
 
 
