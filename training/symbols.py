@@ -10,10 +10,10 @@ picked by eye from a contact sheet of every glyph: left out are digits and lette
 fair reader could take for a digit (lines and arcs, ♃, ♋, $, ∂, ∫, ‖, §, フ, ノ, ラ, る …),
 the kanji numerals, plain circles, whatever resembles a held-out test shape kind (⊕, ☉, ♒
 and the zigzags), the C clefs, which render as a B, and ⊓, which a slant makes a 7. Since round
-seven also circles with a stroke through, over or under them (☿, ♀, ♂, ♅, ☄, ♉), hatched and
-nested circles, % and the boxy ∃: taught as non-digits, they made the networks refuse struck and
-crossed zeros and flat-topped threes (docs/verdicts.md). Every fourth glyph is kept for
-validation only (``part``).
+seven also circles with a stroke through, over or under them (☿, ♀, ♂, ♅, ☄, ♉) and hatched
+and nested circles — taught as non-digits, they made the networks refuse struck and crossed
+zeros (docs/verdicts.md) — as well as % and the boxy ∃, a flat-topped 3. Every fourth glyph is
+kept for validation only (``part``).
 
 Their strokes are stored in ``hershey_symbols.json`` (``python -m training.symbols`` wrote it
 from PyPI ``Hershey-Fonts`` 2.1.0, MIT). The package is not a requirement: its wheel also
