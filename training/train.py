@@ -209,7 +209,7 @@ def progress(model_id, epochs, started, after_epoch=None):
     def report(epoch, row):
         figures = " - ".join(f"{name} {value:.4f}" for name, value in row.items() if name != "epoch")
         print(f"{model_id} epoch {epoch}/{epochs} - {time.time() - started:.0f}s - {figures}", flush=True)
-        rows.append({"epoch": epoch, **{name: value for name, value in row.items() if name != "epoch"}})
+        rows.append(dict(row))  # every model's row starts with its epoch
         if after_epoch is not None:
             after_epoch(epoch, list(rows))
 
