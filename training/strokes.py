@@ -82,9 +82,10 @@ def read_pen_file(data):
 def random_condition(rng: np.random.Generator) -> Condition:
     """Draw a condition spanning what visitors do: size, brush, position, slant, rotation, alpha."""
     height = float(rng.uniform(0.15, 0.95))
-    # Brush: mostly the default 54 px, sometimes changed, relative size capped so the digit stays legible.
+    # Brush: mostly the default 54 px, sometimes changed, relative size capped so the digit stays legible;
+    # 0.4 × height lets the default brush on a digit a fifth of the canvas high (0.31) be taught as drawn.
     brush = DEFAULT_BRUSH if rng.random() < 0.4 else float(np.exp(rng.uniform(np.log(6), np.log(100))))
-    brush = min(brush, 0.3 * height * CANVAS)
+    brush = min(brush, 0.4 * height * CANVAS)
     margin = height / 2
     centre = (float(rng.uniform(margin * 0.8, 1 - margin * 0.8)), float(rng.uniform(margin, 1 - margin)))
     return Condition(
