@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 
 from digitrec.preprocess import preprocess
-from training.strokes import Condition, distort_strokes, load_pendigits, render
+from training.strokes import (
+    BENCHMARK_CONDITIONS, CANVAS, DEFAULT_BRUSH, Condition, distort_strokes, load_pendigits, random_condition, render,
+)
 
 
 @pytest.fixture(scope="module")
@@ -22,6 +24,16 @@ def digits():
 def box(strokes):
     points = np.concatenate(strokes)
     return np.concatenate([points.min(axis=0), points.max(axis=0)])
+
+
+def test_training_draws_small_digits_with_the_default_brush_as_visitors_do():
+    """A visitor's small digit keeps the page's default brush; training must draw some so, not only thinner."""
+    rng = np.random.default_rng(0)
+    conditions = [random_condition(rng) for _ in range(20_000)]
+    small = BENCHMARK_CONDITIONS["small, off-centre"].height
+    as_small = [c for c in conditions if small - 0.02 <= c.height <= small]
+    assert sum(c.brush == DEFAULT_BRUSH for c in as_small) >= 0.3 * len(as_small) > 0
+    assert all(c.brush <= 0.4 * c.height * CANVAS for c in conditions)  # no brush so fat the digit is a blot
 
 
 def test_no_distortion_is_the_identity(digits):
