@@ -9,7 +9,8 @@ import pytest
 
 from digitrec.preprocess import preprocess
 from training.strokes import (
-    BENCHMARK_CONDITIONS, CANVAS, DEFAULT_BRUSH, Condition, distort_strokes, load_pendigits, random_condition, render,
+    BENCHMARK_CONDITIONS, CANVAS, DEFAULT_BRUSH, MAX_BRUSH_PER_HEIGHT, Condition, distort_strokes, load_pendigits,
+    random_condition, render,
 )
 
 
@@ -33,7 +34,7 @@ def test_training_draws_small_digits_with_the_default_brush_as_visitors_do():
     small = BENCHMARK_CONDITIONS["small, off-centre"].height
     as_small = [c for c in conditions if small - 0.02 <= c.height <= small]
     assert sum(c.brush == DEFAULT_BRUSH for c in as_small) >= 0.3 * len(as_small) > 0
-    assert all(c.brush <= 0.4 * c.height * CANVAS for c in conditions)  # no brush so fat the digit is a blot
+    assert all(c.brush <= MAX_BRUSH_PER_HEIGHT * c.height * CANVAS for c in conditions)  # no brush so fat the digit is a blot
 
 
 def test_no_distortion_is_the_identity(digits):
