@@ -53,7 +53,7 @@ from digitrec.canvas import CAPTURE_SCALE, SKETCHPAD, CheckedSketchpad
 from digitrec.explain import heatmap_image, saliency
 from digitrec.messages import cut
 from digitrec.preprocess import EmptyDrawingError, preprocess, preprocess_with_view, to_ink, to_uint8
-from digitrec.read import count_parts, read_processed
+from digitrec.read import digits_side_by_side, read_processed
 from digitrec.views import describe as describe_view
 from digitrec.weights import bundled_dir
 
@@ -336,7 +336,7 @@ def taken(read_ink, model, live, show_heat, edit, current):
         return drawing, *(show(drawing, model) if live else [gr.skip()] * len(PANELS))
     buffer = io.BytesIO()  # the drawing kept as a small grey PNG: it is what a correction stores
     Image.fromarray(to_uint8(1.0 - ink)).save(buffer, format="PNG")
-    drawing = {"edit": edit, "png": buffer.getvalue(), "x": x, "parts": count_parts(view)}
+    drawing = {"edit": edit, "png": buffer.getvalue(), "x": x, "view": view}
     if not live:
         return drawing, *[gr.skip()] * len(PANELS)
     return drawing, *show(drawing, model, show_heat)
@@ -363,7 +363,7 @@ def show(drawing, model, show_heat=True, compare_all=False):
     except ValueError as error:
         return said(cut(error))
     x = drawing["x"]
-    reading = read_processed(x, model, drawing.get("parts", 1))
+    reading = read_processed(x, model, digits_side_by_side(drawing["view"], model))
     processed, probs = reading.processed, reading.probs
     heat = heat_map(processed, model, probs) if show_heat else None
     others = [digitrec.registry.classify(x, other) if compare_all else None for other in digitrec.MODEL_IDS]

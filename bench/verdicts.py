@@ -8,7 +8,7 @@ test institutions (apa, art, ibm; every condition in turn), rendered as ``bench.
 renders them. Non-digits: the test institutions' letters that look like no digit, shape kinds
 never trained on, new scribbles. Pairs: two held-out digits side by side with a gap. Every
 drawing is decided by ``Verdicts.decide`` on the model's ``features_and_proba`` and the layout's
-``count_parts`` — what ``digitrec.read`` does, in batches. Accuracy "after" counts a digit read
+``digits_side_by_side`` — what ``digitrec.read`` does, in batches. Accuracy "after" counts a digit read
 right when the verdict still names it ("digit" or "unsure" with it as the most likely digit).
 The last column times ``read`` against ``predict`` in-process on 800×800 held-out canvases.
 """
@@ -26,15 +26,15 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import digitrec  # noqa: E402
-from digitrec.read import count_parts, verdicts_for  # noqa: E402
+from digitrec.read import digits_side_by_side, verdicts_for  # noqa: E402
 from training.verdict_sets import digit_sets, non_digit_sets, pair_set  # noqa: E402
 from training.verdicts import expected_calibration_error, features_of  # noqa: E402
 
 TWO_STROKE_DIGITS = (4, 5, 7)
 
 
-def parts_of(views):
-    return np.array([count_parts(v / 255.0) for v in views])
+def parts_of(views, model_id):
+    return np.array([digits_side_by_side(v / 255.0, model_id) for v in views])
 
 
 def decide(model_id, x, parts):
@@ -108,11 +108,9 @@ def main(argv=None):
     pairs_x, pairs_views, _ = pair_set()
     digit_x = np.concatenate([x for x, *_ in digits.values()])
     digit_y = np.concatenate([y for _, _, y, _ in digits.values()])
-    digit_parts = parts_of(np.concatenate([v for _, v, _, _ in digits.values()]))
+    digit_views = np.concatenate([v for _, v, _, _ in digits.values()])
     strokes = np.concatenate([s for *_, s in digits.values()])
     two_stroke = np.isin(digit_y, TWO_STROKE_DIGITS) & (strokes >= 2)
-    pair_parts = parts_of(pairs_views)
-    other_parts = {name: parts_of(views) for name, (_, views) in others.items()}
     pictures = canvases()
 
     sources = list(others)
@@ -124,12 +122,12 @@ def main(argv=None):
     print("| --- " + "| ---: " * 12 + "|")
     rejection_rows = []
     for model_id in digitrec.MODEL_IDS:
-        verdict, probs, calibrated = decide(model_id, digit_x, digit_parts)
+        verdict, probs, calibrated = decide(model_id, digit_x, parts_of(digit_views, model_id))
         before = probs.argmax(axis=1) == digit_y
         named = np.isin(verdict, ("digit", "unsure")) & (calibrated.argmax(axis=1) == digit_y)
         flagged = verdict != "digit"
         caught = float(np.mean(flagged[~before])) if (~before).any() else float("nan")
-        pair_verdict, _, _ = decide(model_id, pairs_x, pair_parts)
+        pair_verdict, _, _ = decide(model_id, pairs_x, parts_of(pairs_views, model_id))
         p50_predict, p50_read = latency(model_id, pictures, args.repeats)
         print(f"| {model_id} | {before.mean():.2%} | {named.mean():.2%} | {np.mean(verdict == 'not_a_digit'):.2%} "
               f"| {np.mean(verdict == 'unsure'):.2%} | {np.mean(verdict == 'several'):.2%} | {caught:.0%} "
@@ -138,7 +136,7 @@ def main(argv=None):
               f"| {p50_predict:.2f} | {p50_read:.2f} |")
         row = []
         for name in sources:
-            answered, _, _ = decide(model_id, others[name][0], other_parts[name])
+            answered, _, _ = decide(model_id, others[name][0], parts_of(others[name][1], model_id))
             row.append(np.mean(answered == "not_a_digit"))
         rejection_rows.append((model_id, row))
     print("\nNon-digits answered \"not a digit\" (held out: test institutions' letters, unseen shape kinds, new scribbles)\n")

@@ -462,6 +462,29 @@ def join_neighbours(pieces, crops, x, probs, features, reference, ink_runs, mode
     return list(pieces), list(crops), np.stack(x), np.stack(probs), np.stack(features)
 
 
+def reads_as_one(ink: np.ndarray, model_id: str) -> bool:
+    """Return whether a drawing whose ink falls into two pieces side by side reads better as one digit than as two.
+
+    The pieces are found as a number's are; the union and each piece are read in one model
+    call and scored as ``join_neighbours`` scores close neighbours (``hypothesis_score``,
+    each digit paying DIGIT_PENALTY). A number must not join a "1" to its neighbour, so
+    there only close pieces, one of them short, are tried; a drawing of one digit has no
+    neighbour to take, and any two pieces are: a 4 whose stem stands apart from its bar
+    reads better whole, two digits with a gap read better apart.
+    """
+    drawn = ink >= INK_THRESHOLD
+    rows, starts, ends, labels, count = components(drawn)
+    pieces = drop_specks(pieces_of(rows, starts, ends, labels, count))
+    pieces = attach_strokes(merge_pieces(pieces), number_height(pieces)) if pieces else pieces
+    if len(pieces) != 2:
+        return len(pieces) < 2
+    pieces.append(merge(*pieces))
+    crops = [piece_ink(p, ink, rows, starts, ends) for p in pieces]
+    probs, _ = _outputs(np.stack([preprocess_ink(crop)[0] for crop in crops]), model_id)
+    first, second, union = (hypothesis_score(p, crop, whole=True) for p, crop in zip(probs, crops))
+    return union > first + second
+
+
 def stretches(index: int, piece: Piece, crop: np.ndarray, seams: list[np.ndarray]) -> list[Hypothesis]:
     """Return every stretch of a piece between two of its cuts (seams) that may be one digit, but the whole piece.
 

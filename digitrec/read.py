@@ -6,7 +6,8 @@ scribble too, often at 100 %. ``read`` adds three answers, all from the one forw
 
 - "several": the ink falls into two or more digit-sized parts side by side (``count_parts``:
   connected components of the ink, grouped when they overlap horizontally, so the bar of a 4,
-  5 or 7 drawn as a second stroke stays with its digit);
+  5 or 7 drawn as a second stroke stays with its digit), unless two parts read better as one
+  digit than apart (``digits_side_by_side``: a 4 whose stem stands apart from its bar);
 - "not_a_digit": the network's own "not a digit" output (models trained with an 11th class,
   ``training/train.py --non-digits``), or for a ten-output network a small network (one ReLU
   layer of 64, sigmoid output) on its penultimate features fitted on drawn digits against
@@ -48,6 +49,7 @@ PART_INK = 0.5  # a pixel of the layout view counts as ink from this level (draw
 PART_GAP = 0.06  # components closer than this share of the height (or overlapping) horizontally are one part
 PART_MIN_HEIGHT = 0.4  # a part is digit-sized when at least this fraction of the drawing's height…
 PART_MIN_SHARE = 0.08  # …and at least this share of its ink: dots and short ticks are not digits
+PART_PAD = 8  # the layout view is read by the number reader with this margin, so no piece touches the edge
 CANDIDATE_SHARE = 0.1  # a digit is a candidate when its calibrated probability is at least this
 
 
@@ -102,6 +104,22 @@ def count_parts(view: np.ndarray) -> int:
             groups.append([left, right, top, bottom, size])
     total = float(sizes.sum())
     return sum((g[3] - g[2]) >= PART_MIN_HEIGHT * height and g[4] >= PART_MIN_SHARE * total for g in groups)
+
+
+def digits_side_by_side(view: np.ndarray, model_id: str) -> int:
+    """Return how many digits side by side a drawing's layout view holds, the model's reading settling two parts.
+
+    ``count_parts`` sees the layout alone, and a 4 whose stem stands apart from its bar has
+    two parts, as "12" has. Two parts are one digit when, read with the model, their union
+    reads better than the two apart (``digitrec.number.reads_as_one``, scored as the number
+    reader scores its pieces); only such a drawing costs a second model call.
+    """
+    parts = count_parts(view)
+    if parts != 2:
+        return parts
+    from .number import reads_as_one  # here: the number reader imports this module
+
+    return 1 if reads_as_one(np.pad(np.asarray(view, np.float32), PART_PAD), model_id) else 2
 
 
 # ---------------------------------------------------------------- the fitted part: detector, temperature, thresholds
@@ -277,11 +295,11 @@ def read(image, model_id="cnn") -> Reading:
     """
     check_model_id(model_id)
     x, view = preprocess_with_view(image)
-    return read_processed(x, model_id, count_parts(view))
+    return read_processed(x, model_id, digits_side_by_side(view, model_id))
 
 
 def read_processed(x, model_id="cnn", parts=1) -> Reading:
-    """Return the ``Reading`` of one preprocessed (28, 28) image whose layout has ``parts`` parts."""
+    """Return the ``Reading`` of one preprocessed (28, 28) image whose layout holds ``parts`` marks side by side."""
     model = get_model(model_id)
     features, probs = model.features_and_proba(np.asarray(x, np.float32)[None])
     probs = np.asarray(probs, np.float64)

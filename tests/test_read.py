@@ -19,7 +19,7 @@ from PIL import Image
 import digitrec
 from digitrec.read import Verdicts, count_parts, verdict_path
 from training.nondigits import TEST_SHAPES, shape
-from training.strokes import Condition, render
+from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render
 from training.verdict_sets import spaced_pair
 read_module = importlib.import_module("digitrec.read")  # the module: ``digitrec.read`` is the function
 from training.verdicts import (  # noqa: E402
@@ -45,7 +45,27 @@ def canvases(held_out):
         pairs.append(render(strokes, condition))
     out["pairs"] = pairs
     out["two_strokes"] = [render(d, Condition()) for d, y in zip(digits, labels) if y in (4, 5, 7) and len(d) >= 2][:10]
+    tight = []
+    for i in range(6):  # 0.15 × the height apart: close, as people write a number (at 0.1 the layout sees one "00")
+        strokes, condition = spaced_pair(digits[2 * i + 20], digits[2 * i + 21], 0.15, Condition())
+        tight.append(render(strokes, condition))
+    out["tight_pairs"] = tight
     return out
+
+
+def stem_apart(strokes, gap):
+    """Return a 4 drawn in two strokes with its stem (the right stroke) moved ``gap`` × its height clear of the rest."""
+    rest, stem = sorted(strokes, key=lambda stroke: stroke[:, 0].mean())
+    height = np.ptp(np.concatenate(strokes)[:, 1])
+    return [rest, stem + np.array([rest[:, 0].max() - stem[:, 0].min() + gap * height, 0.0], np.float32)]
+
+
+@pytest.fixture(scope="module")
+def stems_apart():
+    """Return canvases of held-out writers' two-stroke 4s whose stem stands apart from the bar, as some people draw it."""
+    digits, labels, writers = load_pendigits()
+    fours = [d for d, y, w in zip(digits, labels, writers) if w in HELD_OUT_WRITERS and y == 4 and len(d) == 2]
+    return [render(stem_apart(d, 0.2), Condition()) for d in fours[:10]]
 
 
 def readings(canvas_list, model):
@@ -104,6 +124,21 @@ def test_two_digits_side_by_side_are_several(canvases, model):
     said = [r.verdict for r in readings(canvases["pairs"], model)]
     assert said == ["several"] * len(said)
     assert digitrec.read(canvases["pairs"][0], model).headline() == "Looks like several digits"
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_two_digits_close_together_are_several(canvases, model):
+    assert [r.verdict for r in readings(canvases["tight_pairs"], model)] == ["several"] * len(canvases["tight_pairs"])
+
+
+@pytest.mark.parametrize("model", digitrec.MODEL_IDS)
+def test_a_four_whose_stem_stands_apart_from_its_bar_is_one_digit(stems_apart, model):
+    """Its layout has two parts, as "12" has; read with the model, the two read better as one 4 than apart."""
+    for canvas in stems_apart:
+        _, view = read_module.preprocess_with_view(canvas)
+        assert count_parts(view) == 2
+        reading = digitrec.read(canvas, model)
+        assert reading.verdict != "several" and reading.digit == 4
 
 
 def test_a_digit_drawn_in_two_strokes_is_one_part(canvases):

@@ -34,7 +34,7 @@ import time
 import numpy as np
 
 import digitrec
-from digitrec.read import Verdicts, calibrate, count_parts, sigmoid, verdict_path
+from digitrec.read import Verdicts, calibrate, digits_side_by_side, sigmoid, verdict_path
 from digitrec.weights import bundled_dir
 
 from .verdict_sets import digit_sets, non_digit_sets
@@ -290,7 +290,8 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
         "rejected": per_source,
         "ece_before": expected_calibration_error(val_p, val_y),
         "ece_after": expected_calibration_error(calibrated, val_y),
-        "several_on_digits": float(np.mean([count_parts(v / 255.0) >= 2 for *_, views in val.values() for v in views])),
+        "several_on_digits": float(np.mean([digits_side_by_side(v / 255.0, model_id) >= 2
+                                             for *_, views in val.values() for v in views])),
     }
     detector.description = {
         "fitted": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
