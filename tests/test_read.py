@@ -23,11 +23,14 @@ from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render
 from training.verdict_sets import spaced_pair
 read_module = importlib.import_module("digitrec.read")  # the module: ``digitrec.read`` is the function
 from training.verdicts import (  # noqa: E402
+    MAX_FALSE_REJECTION,
+    MAX_LOST_RIGHT,
     cost_and_gradient,
     fit_detector,
     fit_network,
     network_cost_and_gradients,
     network_probability,
+    operating_threshold,
     unsure_tradeoff,
 )
 
@@ -309,6 +312,20 @@ def test_detectors_separate_two_clouds():
     assert scores[:200].mean() < scores[200:].mean()
     network = Verdicts("numpy", "", 1.0, 0.5, 0.0, mean, scale, layers)
     assert np.allclose(network.non_digit_probability(np.concatenate([digits, others])), scores)
+
+
+@pytest.mark.parametrize("share_right", [0.9, 1.0])
+def test_operating_threshold_keeps_both_rules(share_right):
+    """At most 0.5 % of digits and 0.1 % of right-read ones are rejected (to a drawing: quantiles interpolate)."""
+    rng = np.random.default_rng(0)
+    scores = rng.random(20_000)
+    right = rng.random(20_000) < share_right
+    threshold = operating_threshold(scores, right)
+    one = 1 / right.sum()
+    assert np.mean(scores > threshold) <= MAX_FALSE_REJECTION + one
+    assert np.mean(scores[right] > threshold) <= MAX_LOST_RIGHT + one
+    # the right-read rule is the stricter here, and the threshold is no stricter than it
+    assert np.mean(scores[right] > threshold) >= MAX_LOST_RIGHT - one
 
 
 def test_unsure_tradeoff_counts_unsure_readings_and_the_errors_among_them():

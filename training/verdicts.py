@@ -180,6 +180,13 @@ def rejection_at(digit_scores, other_scores, false_rejection=MAX_FALSE_REJECTION
     return threshold, float(np.mean(other_scores > threshold))
 
 
+def operating_threshold(digit_scores, right):
+    """Return the verdict files' rejection threshold: "not a digit" for at most MAX_FALSE_REJECTION of the
+    digits and MAX_LOST_RIGHT of those read right (``right``), whichever is stricter."""
+    return max(float(np.quantile(digit_scores, 1 - MAX_FALSE_REJECTION)),
+               float(np.quantile(digit_scores[right], 1 - MAX_LOST_RIGHT)))
+
+
 def unsure_tradeoff(top, right, thresholds=UNSURE_TRADEOFF):
     """Return {threshold: (share of readings unsure, share of wrong ones among them, share of errors caught)}."""
     table = {}
@@ -255,8 +262,7 @@ def fit_model(model_id, train_digits, train_others, val_digits, val_others, log=
     detector.detector = max(candidates, key=lambda kind: rejection_at(*candidates[kind])[1])  # chosen on validation
     digit_scores = candidates[detector.detector][0]
     right = val_p.argmax(axis=1) == val_y
-    reject = max(float(np.quantile(digit_scores, 1 - MAX_FALSE_REJECTION)),
-                 float(np.quantile(digit_scores[right], 1 - MAX_LOST_RIGHT)))
+    reject = operating_threshold(digit_scores, right)
     kept = digit_scores < reject
     calibrated = calibrate(val_p, temperature)
     unsure = UNSURE_BELOW
