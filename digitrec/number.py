@@ -373,16 +373,14 @@ class Hypothesis:
     y0: int
 
 
-def segment(ink: np.ndarray, model_id: str) -> Segmentation:
-    """Find the digits on a work-size ink map and read them.
+def find_pieces(ink: np.ndarray) -> tuple[list[Piece], float, tuple]:
+    """Return a work-size ink map's pieces of digits, the number's height, and the ink runs the pieces hold.
 
-    Every piece is first read whole, in one model call. A wide piece is cut into stretches
-    (a second call for all of them) only when its whole reading leaves room for a better
-    split: any split scores at most two digits' DIGIT_PENALTY, so a piece read whole as a
-    sure digit of a usual width keeps its reading without the cost of reading its stretches.
+    Specks are dropped and the pieces of one digit merged (``merge_pieces``, ``attach_strokes``);
+    ``piece_ink`` cuts each piece's own ink out of the runs. Raises EmptyDrawingError for no ink
+    and TooManyMarksError for noise, before the merging that many marks would make slow.
     """
-    drawn = ink >= INK_THRESHOLD
-    rows, starts, ends, labels, count = components(drawn)
+    rows, starts, ends, labels, count = components(ink >= INK_THRESHOLD)
     pieces = drop_specks(pieces_of(rows, starts, ends, labels, count))
     if not pieces:
         raise EmptyDrawingError("Draw a number first.")
@@ -391,7 +389,18 @@ def segment(ink: np.ndarray, model_id: str) -> Segmentation:
             f"Found {len(pieces)} separate marks; draw a number of at most {MAX_DIGITS} digits on a clean canvas."
         )
     reference = number_height(pieces)
-    pieces = attach_strokes(merge_pieces(pieces), reference)
+    return attach_strokes(merge_pieces(pieces), reference), reference, (rows, starts, ends)
+
+
+def segment(ink: np.ndarray, model_id: str) -> Segmentation:
+    """Find the digits on a work-size ink map and read them.
+
+    Every piece is first read whole, in one model call. A wide piece is cut into stretches
+    (a second call for all of them) only when its whole reading leaves room for a better
+    split: any split scores at most two digits' DIGIT_PENALTY, so a piece read whole as a
+    sure digit of a usual width keeps its reading without the cost of reading its stretches.
+    """
+    pieces, reference, (rows, starts, ends) = find_pieces(ink)
     crops = [piece_ink(p, ink, rows, starts, ends) for p in pieces]
     x = np.stack([preprocess_ink(crop)[0] for crop in crops])
     probs, features = _outputs(x, model_id)
@@ -472,10 +481,7 @@ def reads_as_one(ink: np.ndarray, model_id: str) -> bool:
     neighbour to take, and any two pieces are: a 4 whose stem stands apart from its bar
     reads better whole, two digits with a gap read better apart.
     """
-    drawn = ink >= INK_THRESHOLD
-    rows, starts, ends, labels, count = components(drawn)
-    pieces = drop_specks(pieces_of(rows, starts, ends, labels, count))
-    pieces = attach_strokes(merge_pieces(pieces), number_height(pieces)) if pieces else pieces
+    pieces, _, (rows, starts, ends) = find_pieces(ink)
     if len(pieces) != 2:
         return len(pieces) < 2
     pieces.append(merge(*pieces))

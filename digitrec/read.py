@@ -117,9 +117,12 @@ def digits_side_by_side(view: np.ndarray, model_id: str) -> int:
     parts = count_parts(view)
     if parts != 2:
         return parts
-    from .number import reads_as_one  # here: the number reader imports this module
+    from .number import TooManyMarksError, reads_as_one  # here: the number reader imports this module
 
-    return 1 if reads_as_one(np.pad(np.asarray(view, np.float32), PART_PAD), model_id) else 2
+    try:
+        return 1 if reads_as_one(np.pad(np.asarray(view, np.float32), PART_PAD), model_id) else 2
+    except TooManyMarksError:  # more marks than a number holds: several, whatever they are
+        return parts
 
 
 # ---------------------------------------------------------------- the fitted part: detector, temperature, thresholds
