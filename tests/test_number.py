@@ -202,7 +202,7 @@ def test_a_touching_pair_as_narrow_as_one_digit_is_cut_into_its_two_digits(pendi
 # (held-out writers: "694") or, judging widths by pendigits' alone, cut them wrong ("222" as "2262").
 # The cut is the reader's; how sure a classifier is of a cut stretch is the weights': in "694" the
 # 4's arm touches the 9 along its top and no seam keeps all of it with the 4, which round six's
-# CNN read as 4 and round eight's as "not a digit" ("69?"). So a digit may show as "?", never as
+# CNN read as 4 and rounds eight and nine's as "not a digit" ("69?"). So a digit may show as "?", never as
 # another digit.
 RUNS_OF_THREE = [("pendigits/26", [(6, 8), (9, 14), (4, 22)]), ("pendigits/25", [(2, 4), (2, 10), (2, 25)])]
 
