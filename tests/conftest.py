@@ -95,18 +95,3 @@ def app_url(app_data_dir):
     process, url, _ = start_app({"DIGITREC_CORRECTIONS_DIR": str(app_data_dir)})
     yield url
     stop_app(process)
-
-
-def stem_apart(strokes, gap):
-    """Return a 4 drawn in two strokes with its stem (the right stroke) moved ``gap`` × its height clear of the rest."""
-    rest, stem = sorted(strokes, key=lambda stroke: stroke[:, 0].mean())
-    height = np.ptp(np.concatenate(strokes)[:, 1])
-    return [rest, stem + np.array([rest[:, 0].max() - stem[:, 0].min() + gap * height, 0.0], np.float32)]
-
-
-@pytest.fixture(scope="session")
-def stems_apart():
-    """Return canvases of held-out writers' two-stroke 4s whose stem stands apart from the bar, as some people draw it."""
-    digits, labels, writers = load_pendigits()
-    fours = [d for d, y, w in zip(digits, labels, writers) if w in HELD_OUT_WRITERS and y == 4 and len(d) == 2]
-    return [render(stem_apart(d, 0.2), Condition()) for d in fours[:10]]

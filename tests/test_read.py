@@ -19,7 +19,7 @@ from PIL import Image
 import digitrec
 from digitrec.read import Verdicts, count_parts, verdict_path
 from training.nondigits import TEST_SHAPES, shape
-from training.strokes import Condition, render
+from training.strokes import HELD_OUT_WRITERS, Condition, load_pendigits, render
 from training.verdict_sets import spaced_pair
 read_module = importlib.import_module("digitrec.read")  # the module: ``digitrec.read`` is the function
 from training.verdicts import (  # noqa: E402
@@ -54,6 +54,21 @@ def canvases(held_out):
         tight.append(render(strokes, condition))
     out["tight_pairs"] = tight
     return out
+
+
+def stem_apart(strokes, gap):
+    """Return a 4 drawn in two strokes with its stem (the right stroke) moved ``gap`` × its height clear of the rest."""
+    rest, stem = sorted(strokes, key=lambda stroke: stroke[:, 0].mean())
+    height = np.ptp(np.concatenate(strokes)[:, 1])
+    return [rest, stem + np.array([rest[:, 0].max() - stem[:, 0].min() + gap * height, 0.0], np.float32)]
+
+
+@pytest.fixture(scope="module")
+def stems_apart():
+    """Return canvases of held-out writers' two-stroke 4s whose stem stands apart from the bar, as some people draw it."""
+    digits, labels, writers = load_pendigits()
+    fours = [d for d, y, w in zip(digits, labels, writers) if w in HELD_OUT_WRITERS and y == 4 and len(d) == 2]
+    return [render(stem_apart(d, 0.2), Condition()) for d in fours[:10]]
 
 
 def readings(canvas_list, model):
