@@ -135,14 +135,22 @@ class Model:
         )
 
     def fit(self, x, y, *, epochs, batch_size=128, learning_rate=1e-3, final_learning_rate=None, augment=None,
-            seed=0, validation=None, on_epoch=None) -> list[dict]:
+            seed=0, validation=None, on_epoch=None, backup=None) -> list[dict]:
         """Train on images ``x`` (N, 28, 28) and labels ``y`` (0–9, or ``NOT_A_DIGIT`` with 11 outputs); return one history row per epoch.
 
         The learning rate falls along a cosine from ``learning_rate`` to ``final_learning_rate``
         (default: a hundredth of it; equal values keep it constant); ``augment(batch, rng)`` distorts each mini-batch;
         ``validation`` (x, y) adds ``val_accuracy`` to each row; ``on_epoch(epoch, row)``
         reports progress. Training and fine-tuning both call this, so a model learns one way.
+        ``backup`` is a folder where the run's state is kept after every epoch: given it again,
+        a killed run continues from its last epoch (``digitrec/backup.py``) and returns every
+        epoch's row, ``on_epoch`` reporting the new ones.
         """
+        raise NotImplementedError
+
+    @staticmethod
+    def backed_up_epochs(backup) -> int:
+        """Return how many epochs of a run ``fit`` kept in the folder ``backup`` (0 if none)."""
         raise NotImplementedError
 
     def input_gradient(self, x, classes) -> np.ndarray:

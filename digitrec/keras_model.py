@@ -7,6 +7,7 @@ traced once and then costs about a millisecond, which is what an interactive dem
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -16,6 +17,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from .backup import Backup, run_description  # noqa: E402
 from .base import FINAL_FRACTION, Model, check_batch, check_labels, digits_only, with_own_verdict  # noqa: E402
 from .views import averaged  # noqa: E402
 
@@ -100,11 +102,12 @@ class KerasModel(Model):
         return keras.metrics.sparse_categorical_accuracy(y_true, y_pred)
 
     def fit(self, x, y, *, epochs, batch_size=128, learning_rate=1e-3, final_learning_rate=None, augment=None,
-            seed=0, validation=None, on_epoch=None):
+            seed=0, validation=None, on_epoch=None, backup=None):
         """Train ``training_network`` with Adam on shuffled mini-batches, reproducible from ``seed``.
 
         Batches are drawn from (seed, epoch, batch), so a resumed run sees the same batches;
-        the loss is the class's ``training_loss`` (for the CNN, each member's own).
+        the loss is the class's ``training_loss`` (for the CNN, each member's own). With
+        ``backup`` Keras' ``BackupAndRestore`` keeps the weights, the optimizer and the epoch.
         """
         x = check_batch(x)
         y = check_labels(y, len(x), self.outputs)
@@ -122,16 +125,52 @@ class KerasModel(Model):
             loss=self.training_loss,
             metrics=[keras.metrics.MeanMetricWrapper(self.training_accuracy, name="accuracy")],
         )
-        callbacks = []
-        if on_epoch is not None:
-            callbacks.append(keras.callbacks.LambdaCallback(
-                on_epoch_end=lambda epoch, logs: on_epoch(epoch + 1, {"epoch": epoch + 1, **_floats(logs)})
+        batches = _Batches(x, y, batch_size, seed, augment)
+        history, kept = [], None
+        if backup is not None:
+            kept = Backup(backup, run_description(
+                self, network.get_weights(), x, y, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+                final_learning_rate=final_learning_rate, augment=augment, seed=seed,
             ))
-        history = network.fit(
-            _Batches(x, y, batch_size, seed, augment), epochs=epochs, validation_data=validation,
-            callbacks=callbacks, verbose=2 if on_epoch is None else 0,
-        )
-        return [{"epoch": i + 1, **{k: float(v[i]) for k, v in history.history.items()}} for i in range(epochs)]
+            history = kept.history(self.backed_up_epochs(backup))
+
+        def end_of_epoch(epoch, logs):
+            row = {"epoch": epoch + 1, **_floats(logs)}
+            history.append(row)
+            if kept is not None:
+                kept.save_history(history)  # before BackupAndRestore saves the state it describes
+            if on_epoch is not None:
+                on_epoch(epoch + 1, row)
+
+        # Dropout's random state is not among the weights BackupAndRestore saves: each epoch
+        # starts it where one uninterrupted run would be, so a resumed run drops the same units.
+        dropout_states = [variable for variable in network.variables if "seed_generator_state" in variable.path]
+
+        def start_of_epoch(epoch, logs):
+            batches.start(epoch)
+            for state in dropout_states:
+                state.assign(np.array([state.numpy()[0], epoch * steps], dtype=state.dtype))
+
+        callbacks = [keras.callbacks.LambdaCallback(on_epoch_begin=start_of_epoch, on_epoch_end=end_of_epoch)]
+        if kept is not None:
+            # double_checkpoint: a process killed while writing the weights file leaves it unreadable,
+            # and Keras then goes back to the copy of the epoch before
+            callbacks.append(
+                keras.callbacks.BackupAndRestore(kept.path, double_checkpoint=True, delete_checkpoint=False)
+            )
+        network.fit(batches, epochs=epochs, validation_data=validation, callbacks=callbacks, shuffle=False,
+                    verbose=2 if on_epoch is None else 0)  # no shuffle: _Batches shuffles, from (seed, epoch)
+        network._initial_epoch = None  # BackupAndRestore's resumed epoch, which would outlive this fit
+        return history
+
+    @staticmethod
+    def backed_up_epochs(backup) -> int:
+        """Return how many epochs ``BackupAndRestore`` saved in ``backup`` (0 if none)."""
+        path = Path(backup) / "training_metadata.json"
+        if not path.exists():
+            return 0
+        with open(path) as file:
+            return int(json.load(file)["epoch"])
 
     def predict_proba(self, x):
         return digits_only(self.predict_outputs(x))
@@ -182,8 +221,12 @@ class _Batches(keras.utils.PyDataset):
     def __init__(self, x, y, batch_size, seed, augment):
         super().__init__()
         self.x, self.y, self.batch_size, self.seed, self.augment = x, y, batch_size, seed, augment
-        self.epoch = 0
-        self.order = np.random.default_rng((seed, 0)).permutation(len(x))
+        self.start(0)
+
+    def start(self, epoch):
+        """Shuffle for ``epoch``: called as each epoch begins, so a run resumed at any epoch draws that epoch's batches."""
+        self.epoch = epoch
+        self.order = np.random.default_rng((self.seed, epoch)).permutation(len(self.x))
 
     def __len__(self):
         return int(np.ceil(len(self.x) / self.batch_size))
@@ -194,7 +237,3 @@ class _Batches(keras.utils.PyDataset):
         if self.augment is not None:
             batch = self.augment(batch, np.random.default_rng((self.seed, self.epoch, index)))
         return batch, self.y[chosen]
-
-    def on_epoch_end(self):
-        self.epoch += 1
-        self.order = np.random.default_rng((self.seed, self.epoch)).permutation(len(self.x))

@@ -9,10 +9,12 @@ Hidden layers use ReLU (with inverted dropout while training), the output layer 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 
+from .backup import STATE_FILE, Backup, run_description
 from .base import CLASSES, FINAL_FRACTION, Model, check_batch, check_labels, digits_only, head, with_own_verdict
 from .views import averaged
 
@@ -166,11 +168,13 @@ class NumpyNet(Model):
         return cost, nabla_b, nabla_w
 
     def fit(self, x, y, *, epochs, batch_size=128, learning_rate=1e-3, final_learning_rate=None, augment=None,
-            seed=0, validation=None, on_epoch=None):
+            seed=0, validation=None, on_epoch=None, backup=None):
         """Train with mini-batch Adam written out by hand (``Model.fit`` documents the arguments).
 
         Each step backpropagates one mini-batch (``backprop``) and moves every weight by
-        Adam's bias-corrected ratio of the gradient's running mean to its running RMS.
+        Adam's bias-corrected ratio of the gradient's running mean to its running RMS. With
+        ``backup`` the weights, the moments, the step and the random generator are saved after
+        every epoch, and a run given the same folder again continues from there.
         """
         x = check_batch(x)
         y = check_labels(y, len(x), self.outputs)
@@ -184,8 +188,22 @@ class NumpyNet(Model):
         steps_per_epoch = int(np.ceil(len(x) / batch_size))
         total_steps = epochs * steps_per_epoch
         step = 0
-        history = []
-        for epoch in range(epochs):
+        history, kept, first_epoch = [], None, 0
+        if backup is not None:
+            kept = Backup(backup, run_description(
+                self, self.weights + self.biases, x, y, epochs=epochs, batch_size=batch_size,
+                learning_rate=learning_rate, final_learning_rate=final_learning_rate, augment=augment, seed=seed,
+            ))
+            state = kept.state()
+            if state is not None:
+                layers = len(self.weights)
+                names = ("w", "b", "m_w", "v_w", "m_b", "v_b")
+                self.weights, self.biases, m_w, v_w, m_b, v_b = [[state[f"{name}{i}"] for i in range(layers)]
+                                                                 for name in names]
+                first_epoch, step = int(state["epoch"]), int(state["step"])
+                rng.bit_generator.state = json.loads(str(state["rng"]))
+            history = kept.history(first_epoch)
+        for epoch in range(first_epoch, epochs):
             order = rng.permutation(len(x))
             losses = []
             for start in range(0, len(x), batch_size):
@@ -217,9 +235,24 @@ class NumpyNet(Model):
                 x_valid, y_valid = validation
                 row["val_accuracy"] = float((self.predict_labels(x_valid) == np.asarray(y_valid)).mean())
             history.append(row)
+            if kept is not None:
+                kept.save_history(history)  # before the state it describes: a row without its state is dropped
+                arrays = {f"{name}{i}": array for name, arrays in (
+                    ("w", self.weights), ("b", self.biases), ("m_w", m_w), ("v_w", v_w), ("m_b", m_b), ("v_b", v_b),
+                ) for i, array in enumerate(arrays)}
+                kept.save_state(**arrays, epoch=epoch + 1, step=step, rng=json.dumps(rng.bit_generator.state))
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)
         return history
+
+    @staticmethod
+    def backed_up_epochs(backup) -> int:
+        """Return how many epochs a run saved in ``backup`` (0 if none)."""
+        path = Path(backup) / STATE_FILE
+        if not path.exists():
+            return 0
+        with np.load(path) as state:
+            return int(state["epoch"])
 
     def widened(self, outputs):
         extra = outputs - self.sizes[-1]

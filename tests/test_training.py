@@ -107,6 +107,33 @@ def test_each_checkpoint_carries_the_history_of_its_epochs(tmp_path, model_id):
         assert saved["history"] == end[:epoch]
 
 
+def test_a_run_killed_mid_way_goes_on_with_the_same_command_to_the_end_of_one_whole_run(tmp_path):
+    """``--backup``: a session's end kills the process between epochs; running the command again finishes it."""
+    small = ["--model", "dense", "--copies", "1", "--limit", "200", "--seed", "4", "--epochs", "3", "--clean-epochs", "1"]
+    run_training(*small, "--out", tmp_path / "whole")
+    command = [sys.executable, "-m", "training.train", *small, "--backup", str(tmp_path / "backup"),
+               "--out", str(tmp_path / "killed")]
+    with subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) as process:
+        try:
+            for line in process.stdout:
+                if "dense epoch 2/3" in line:
+                    process.kill()  # as a session's end does: no clean-up, wherever it is
+                    break
+        finally:
+            process.kill()
+    assert process.wait(timeout=60) != 0 and not (tmp_path / "killed" / "dense.json").exists()
+
+    output = run_training(*small, "--backup", tmp_path / "backup", "--out", tmp_path / "killed")
+    assert "continuing after epoch" in output and "dense epoch 1/3" not in output
+    whole = read_manifest(tmp_path / "whole" / "dense.json")["training"]
+    continued = read_manifest(tmp_path / "killed" / "dense.json")["training"]
+    assert continued["history"] == whole["history"] and [row["epoch"] for row in whole["history"]] == [1, 2, 3, 4]
+    assert continued["continued_after_epoch"] in (1, 2)
+    images = np.random.default_rng(0).random((4, 28, 28), dtype=np.float32)
+    models = [digitrec.registry.model_class("dense").load(tmp_path / name / "dense.json") for name in ("whole", "killed")]
+    np.testing.assert_array_equal(models[0].predict_proba(images), models[1].predict_proba(images))
+
+
 def test_resume_without_clean_epochs_is_refused(tmp_path):
     result = run("training.train", "--model", "dense", "--resume", tmp_path / "dense.json", "--limit", "50")
     assert result.returncode != 0 and "--clean-epochs" in result.stderr

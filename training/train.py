@@ -32,6 +32,7 @@ from training.strokes import HELD_OUT_WRITERS  # noqa: E402
 from training.unipen import TEST_INSTITUTIONS, VALIDATION_INSTITUTIONS  # noqa: E402
 from training.figures import draw as draw_figures  # noqa: E402
 from digitrec import manifest as manifests  # noqa: E402
+from digitrec.backup import saved_history  # noqa: E402
 from digitrec.base import CLASSES, FINAL_FRACTION  # noqa: E402
 from digitrec.registry import MODEL_IDS, model_class  # noqa: E402
 
@@ -75,6 +76,9 @@ def parse_args(argv=None):
     parser.add_argument("--init", help="a saved manifest: start from these weights instead of fresh ones")
     parser.add_argument("--checkpoints", help="folder to save the model into after every epoch (a killed run "
                         "keeps its last epoch; continue with --init)")
+    parser.add_argument("--backup", help="folder where the run keeps its state after every epoch (weights, optimizer, "
+                        "epoch, history): run the same command again after a kill and it continues from the last "
+                        "epoch, as one uninterrupted run would (digitrec/backup.py)")
     parser.add_argument("--epochs", type=int, help="override the model's default number of epochs")
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--learning-rate", type=float)
@@ -194,17 +198,20 @@ def settings_for(model_id, args):
         settings.update(init=str(args.init), init_training=manifests.read(args.init)["training"])
     if args.checkpoints:
         settings["checkpoints"] = str(args.checkpoints)
+    if args.backup:
+        settings["backup"] = str(args.backup)
     if args.subsample:
         settings["subsample"] = args.subsample
     return settings
 
 
-def progress(model_id, epochs, started, after_epoch=None):
+def progress(model_id, epochs, started, after_epoch=None, before=()):
     """Return an ``on_epoch`` callback printing one line per epoch (a long run shows it is alive), then ``after_epoch``.
 
-    ``after_epoch(epoch, rows)`` gets the rows of every epoch so far, so a checkpoint carries its own history.
+    ``after_epoch(epoch, rows)`` gets the rows of every epoch so far — ``before``, a killed
+    run's saved epochs, included — so a checkpoint carries its own history.
     """
-    rows = []
+    rows = list(before)
 
     def report(epoch, row):
         figures = " - ".join(f"{name} {value:.4f}" for name, value in row.items() if name != "epoch")
@@ -220,7 +227,8 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
     """Train a model with augmentation under a cosine decay: fresh from ``settings['seed']``, or from ``--init``.
 
     With ``--checkpoints`` the model is saved after every epoch, so a killed run keeps its
-    last epoch (continue with ``--init``).
+    last epoch (continue with ``--init``); with ``--backup`` it also keeps the optimizer and
+    the schedule, and the same command continues it.
     """
     if settings.get("init"):
         model = model_class(model_id).load(settings["init"], seed=settings["seed"])
@@ -235,13 +243,23 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
     after_epoch = None
     if settings.get("checkpoints"):
         after_epoch = lambda epoch, rows: checkpoint(model, settings, epoch, rows, x_test, y_test)  # noqa: E731
+    backup = backup_folder(settings, model_id, "augmented")
+    before = [] if backup is None else saved_history(backup, model.backed_up_epochs(backup))
+    if before:
+        settings["continued_after_epoch"] = len(before)  # its "seconds" count from there
+        print(f"{model_id}: continuing after epoch {len(before)}, kept in {backup}", flush=True)
     rows = model.fit(
         x_train, y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"], final_learning_rate=settings["learning_rate"] * FINAL_FRACTION,
         augment=augment, seed=settings["seed"], validation=(x_test, y_test),
-        on_epoch=progress(model_id, settings["epochs"], time.time(), after_epoch),
+        on_epoch=progress(model_id, settings["epochs"], time.time(), after_epoch, before), backup=backup,
     )
     return model, rows
+
+
+def backup_folder(settings, model_id, phase):
+    """Return the folder keeping ``phase`` of ``model_id``'s run under ``--backup``, or None without it."""
+    return None if not settings.get("backup") else Path(settings["backup"]) / model_id / phase
 
 
 def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, settings, first_epoch):
@@ -260,6 +278,7 @@ def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, setti
         x_train, y_train, epochs=settings["clean_epochs"], batch_size=settings["batch_size"],
         learning_rate=final, final_learning_rate=final, augment=None, seed=settings["seed"] + 1,
         validation=(x_test, y_test), on_epoch=progress(model_id, settings["clean_epochs"], time.time()),
+        backup=backup_folder(settings, model_id, "clean"),
     )
     return model, [{**row, "epoch": first_epoch + i} for i, row in enumerate(rows)]
 
