@@ -167,6 +167,29 @@ def test_non_digit_sets_are_recorded_and_refused_without_the_not_a_digit_output(
             parse_args(["--model", "cnn", *wrong])
 
 
+def test_left_out_writers_are_not_trained_on_and_are_recorded(monkeypatch):
+    """``--leave-out-writers 21 22 23 24``: the validation writers' digits stay out of the training data."""
+    from training import train
+
+    settings = train.settings_for("dense", train.parse_args(["--model", "dense", "--leave-out-writers", "24", "21"]))
+    assert settings["left_out_writers"] == [21, 24]
+    assert "left_out_writers" not in train.settings_for("dense", train.parse_args(["--model", "dense"]))
+    for wrong in (["--leave-out-writers", "25"], ["--leave-out-writers", "31"]):  # a test writer; no such writer
+        with pytest.raises(SystemExit):
+            train.parse_args(["--model", "dense", *wrong])
+
+    asked = {}
+
+    def prepare_data(*args, exclude, **kwargs):
+        asked["exclude"] = exclude
+        raise KeyboardInterrupt  # the data are all this test needs
+
+    monkeypatch.setattr(train, "prepare_data", prepare_data)
+    with pytest.raises(KeyboardInterrupt):
+        train.main(["--model", "dense", "--leave-out-writers", "22", "21"])
+    assert set(asked["exclude"]) == {21, 22, *train.HELD_OUT_WRITERS}
+
+
 @pytest.mark.parametrize("wrong, least", [(["--copies", "-1"], 0), (["--clean-epochs", "-2"], 0),
                                           (["--epochs", "0"], 1), (["--subsample", "0"], 1)])
 def test_counts_below_their_least_are_refused_with_it(capsys, wrong, least):

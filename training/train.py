@@ -87,6 +87,10 @@ def parse_args(argv=None):
     parser.add_argument("--limit", type=int, help="use only this many training images (smoke tests)")
     parser.add_argument("--subsample", type=int,
                         help="train on a random N of the prepared images (all sets in proportion): a short fine-tune")
+    parser.add_argument("--leave-out-writers", type=int, nargs="+", default=[],
+                        help="pendigits writers whose digits are not trained on, besides the test writers: 21 22 23 24, "
+                        "the validation writers of training/verdict_sets.py, so choices on them are made on writers "
+                        "the model never learnt a digit from (their digits may still appear in touching pairs)")
     parser.add_argument("--no-augment", action="store_true")
     parser.add_argument("--no-distort-strokes", action="store_true",
                         help="render the training writers' strokes as drawn (training/strokes.py: distort_strokes)")
@@ -109,6 +113,8 @@ def parse_args(argv=None):
         if sum(getattr(args, name) for name in names) > 1.0:
             parser.error(" and ".join("--" + name.replace("_", "-") for name in names)
                          + f" share the {digit}s (a digit gets one style): together at most 1")
+    if set(args.leave_out_writers) & set(HELD_OUT_WRITERS) or not set(args.leave_out_writers) <= set(range(1, 31)):
+        parser.error(f"--leave-out-writers takes pendigits writers 1–30 besides the test writers {HELD_OUT_WRITERS}")
     if args.init and args.resume:
         parser.error("--init and --resume both choose the starting weights: give one")
     for option in ("touching_pairs", "symbols"):
@@ -179,6 +185,8 @@ def settings_for(model_id, args):
         stroke_distortion=not args.no_distort_strokes,
         outputs=CLASSES + 1 if args.non_digits else CLASSES,
     )
+    if args.leave_out_writers:
+        settings["left_out_writers"] = sorted(args.leave_out_writers)
     for name in STYLE_OPTIONS:
         if getattr(args, name):
             settings[name] = getattr(args, name)
@@ -313,6 +321,7 @@ def main(argv=None):
     args = parse_args(argv)
     x_train, y_train, x_test, y_test = prepare_data(
         args.mnist, args.pendigits, args.copies, args.seed, args.limit, distort=not args.no_distort_strokes,
+        exclude=HELD_OUT_WRITERS + tuple(sorted(args.leave_out_writers)),
         unipen=args.unipen, unipen_copies=args.unipen_copies, letters=args.letters, non_digits=args.non_digits,
         styles={style: getattr(args, name) for name, style in STYLE_OPTIONS.items()}, touching_pairs=args.touching_pairs,
         symbols=args.symbols,
