@@ -19,6 +19,7 @@ tries the bundled one, used only if it was fitted on the same weights).
 from __future__ import annotations
 
 import json
+import os
 import logging
 from pathlib import Path
 
@@ -44,8 +45,14 @@ def hub_settings() -> tuple[str | None, str, float]:
 def download_from_hub(model_id: str, repo: str, revision: str,
                       local_files_only: bool = False) -> tuple[Path, Path, Path | None]:
     """Return local paths of ``<id>.json``, the weights file it names and the verdict file (None if the repo has none)."""
+    from huggingface_hub import constants as hub_constants
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError
+
+    if "HF_HUB_DISABLE_TELEMETRY" not in os.environ:
+        # huggingface_hub builds its user agent by asking the hub for a list of agents (3 s timeout),
+        # even for a cache-only download: with a hub that hangs, the cache fallback would wait for it
+        hub_constants.HF_HUB_DISABLE_TELEMETRY = True
 
     from .manifest import read as read_manifest
 

@@ -260,7 +260,8 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
         x_train, y_train, epochs=settings["epochs"], batch_size=settings["batch_size"],
         learning_rate=settings["learning_rate"], final_learning_rate=settings["learning_rate"] * FINAL_FRACTION,
         augment=augment, seed=settings["seed"], validation=(x_test, y_test),
-        on_epoch=progress(model_id, settings["epochs"], time.time(), after_epoch, before), backup=backup,
+        on_epoch=progress(model_id, settings["epochs"], time.time(), after_epoch, before),
+        **({} if backup is None else {"backup": backup}),  # a model class of one's own may not keep backups
     )
     return model, rows
 
@@ -286,7 +287,7 @@ def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, setti
         x_train, y_train, epochs=settings["clean_epochs"], batch_size=settings["batch_size"],
         learning_rate=final, final_learning_rate=final, augment=None, seed=settings["seed"] + 1,
         validation=(x_test, y_test), on_epoch=progress(model_id, settings["clean_epochs"], time.time()),
-        backup=backup_folder(settings, model_id, "clean"),
+        **({} if not settings.get("backup") else {"backup": backup_folder(settings, model_id, "clean")}),
     )
     return model, [{**row, "epoch": first_epoch + i} for i, row in enumerate(rows)]
 
