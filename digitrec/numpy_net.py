@@ -18,6 +18,8 @@ from .backup import STATE_FILE, Backup, run_description
 from .base import CLASSES, FINAL_FRACTION, Model, check_batch, check_labels, digits_only, head, with_own_verdict
 from .views import averaged
 
+BACKED_UP_ARRAYS = ("w", "b", "m_w", "v_w", "m_b", "v_b")  # the names fit's backup keeps each layer's arrays under
+
 
 def relu(z):
     return np.maximum(z, 0)
@@ -197,9 +199,8 @@ class NumpyNet(Model):
             state = kept.state()
             if state is not None:
                 layers = len(self.weights)
-                names = ("w", "b", "m_w", "v_w", "m_b", "v_b")
                 self.weights, self.biases, m_w, v_w, m_b, v_b = [[state[f"{name}{i}"] for i in range(layers)]
-                                                                 for name in names]
+                                                                 for name in BACKED_UP_ARRAYS]
                 first_epoch, step = int(state["epoch"]), int(state["step"])
                 rng.bit_generator.state = json.loads(str(state["rng"]))
             history = kept.history(first_epoch)
@@ -237,9 +238,9 @@ class NumpyNet(Model):
             history.append(row)
             if kept is not None:
                 kept.save_history(history)  # before the state it describes: a row without its state is dropped
-                arrays = {f"{name}{i}": array for name, arrays in (
-                    ("w", self.weights), ("b", self.biases), ("m_w", m_w), ("v_w", v_w), ("m_b", m_b), ("v_b", v_b),
-                ) for i, array in enumerate(arrays)}
+                arrays = {f"{name}{i}": array
+                          for name, arrays in zip(BACKED_UP_ARRAYS, (self.weights, self.biases, m_w, v_w, m_b, v_b))
+                          for i, array in enumerate(arrays)}
                 kept.save_state(**arrays, epoch=epoch + 1, step=step, rng=json.dumps(rng.bit_generator.state))
             if on_epoch is not None:
                 on_epoch(epoch + 1, row)
