@@ -459,8 +459,7 @@ def join_neighbours(pieces, crops, x, probs, features, reference, ink_runs, mode
     for k, i in enumerate(pairs):
         if i - 1 in joined:
             continue  # a piece joins at most one neighbour: this one joined the piece before it
-        apart = hypothesis_score(probs[i], crops[i], whole=True) + hypothesis_score(probs[i + 1], crops[i + 1], whole=True)
-        if hypothesis_score(union_probs[k], union_crops[k], whole=True) > apart:
+        if better_as_one((probs[i], crops[i]), (probs[i + 1], crops[i + 1]), (union_probs[k], union_crops[k])):
             joined[i] = k
     if not joined:
         return pieces, crops, x, probs, features
@@ -475,7 +474,7 @@ def reads_as_one(ink: np.ndarray, model_id: str) -> bool:
     """Return whether a drawing whose ink falls into two pieces side by side reads better as one digit than as two.
 
     The pieces are found as a number's are; the union and each piece are read in one model
-    call and scored as ``join_neighbours`` scores close neighbours (``hypothesis_score``,
+    call and judged as ``join_neighbours`` judges close neighbours (``better_as_one``,
     each digit paying DIGIT_PENALTY). A number must not join a "1" to its neighbour, so
     there only close pieces, one of them short, are tried; a drawing of one digit has no
     neighbour to take, and any two pieces are: a 4 whose stem stands apart from its bar
@@ -487,8 +486,17 @@ def reads_as_one(ink: np.ndarray, model_id: str) -> bool:
     pieces.append(merge(*pieces))
     crops = [piece_ink(p, ink, rows, starts, ends) for p in pieces]
     probs, _ = _outputs(np.stack([preprocess_ink(crop)[0] for crop in crops]), model_id)
-    first, second, union = (hypothesis_score(p, crop, whole=True) for p, crop in zip(probs, crops))
-    return union > first + second
+    return better_as_one(*zip(probs, crops))
+
+
+def better_as_one(first, second, union) -> bool:
+    """Return whether two pieces, each (outputs, crop), score better read as their union than as two digits.
+
+    Each is scored whole (``hypothesis_score``), so the two apart pay DIGIT_PENALTY twice and
+    the union once: a 4 whose stem stands apart from its bar joins, "12" with a gap does not.
+    """
+    apart = hypothesis_score(*first, whole=True) + hypothesis_score(*second, whole=True)
+    return hypothesis_score(*union, whole=True) > apart
 
 
 def stretches(index: int, piece: Piece, crop: np.ndarray, seams: list[np.ndarray]) -> list[Hypothesis]:
