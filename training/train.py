@@ -261,7 +261,7 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
         learning_rate=settings["learning_rate"], final_learning_rate=settings["learning_rate"] * FINAL_FRACTION,
         augment=augment, seed=settings["seed"], validation=(x_test, y_test),
         on_epoch=progress(model_id, settings["epochs"], time.time(), after_epoch, before),
-        **({} if backup is None else {"backup": backup}),  # a model class of one's own may not keep backups
+        **backup_argument(backup),
     )
     return model, rows
 
@@ -269,6 +269,11 @@ def train(model_id, x_train, y_train, x_test, y_test, settings, augment):
 def backup_folder(settings, model_id, phase):
     """Return the folder keeping ``phase`` of ``model_id``'s run under ``--backup``, or None without it."""
     return None if not settings.get("backup") else Path(settings["backup"]) / model_id / phase
+
+
+def backup_argument(folder) -> dict:
+    """Return fit's ``backup`` keyword for ``folder``, or none without one: a model class of one's own may not keep backups."""
+    return {} if folder is None else {"backup": folder}
 
 
 def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, settings, first_epoch):
@@ -287,7 +292,7 @@ def train_clean(model_id, manifest_path, x_train, y_train, x_test, y_test, setti
         x_train, y_train, epochs=settings["clean_epochs"], batch_size=settings["batch_size"],
         learning_rate=final, final_learning_rate=final, augment=None, seed=settings["seed"] + 1,
         validation=(x_test, y_test), on_epoch=progress(model_id, settings["clean_epochs"], time.time()),
-        **({} if not settings.get("backup") else {"backup": backup_folder(settings, model_id, "clean")}),
+        **backup_argument(backup_folder(settings, model_id, "clean")),
     )
     return model, [{**row, "epoch": first_epoch + i} for i, row in enumerate(rows)]
 
