@@ -5,6 +5,7 @@
     python -m bench.numbers --writers training  # the training writers: where the segmentation's settings are chosen
     python -m bench.numbers --write             # also put the table into docs/numbers.md
     python -m bench.numbers --usual-widths      # each digit's usual width, as digitrec/number.py's ASPECT_LOG_* hold it
+    python -m bench.numbers --models cnn --lengths 4 --per-length 600 --write   # the targets' cells, ten times the numbers
 
 Numbers of 2 to 6 digits are composed from pen trajectories, each number from ONE writer,
 every other number from each source: UCI pendigits (held out: writers 25–30) and UNIPEN
@@ -15,7 +16,8 @@ whole-number accuracy (every digit right, none missing or extra) and per-digit a
 (digits right in their place, counted only when the number has the right count); beside
 them, single-digit accuracy: the same digits, each drawn alone at the same size and brush,
 read by ``digitrec.predict`` and by ``digitrec.read`` (where "not a digit" is wrong, as "?" is in
-a number). Then the time to read a 6-digit number, in-process (p50).
+a number). Then the time to read a 6-digit number, in-process (p50). Each whole-number figure
+comes with its 95 % interval (Wilson): at 60 numbers a cell is known to about ±8 points.
 Seeded: the same command prints the same accuracies.
 """
 
@@ -172,11 +174,15 @@ def single_digit_paper(ink: np.ndarray) -> np.ndarray:
     return np.rint((1.0 - np.pad(ink, pad)) * 255).astype(np.uint8)
 
 
-def run(model_id: str, pool, per_length: int, seed: int):
-    """Return {(condition, length): counts} for one model."""
+def run(model_id: str, pool, per_length: int, seed: int, lengths=LENGTHS):
+    """Return {(condition, length): counts} for one model.
+
+    Each cell's numbers depend only on the seed, condition and length, so a run with more
+    numbers per length begins with the numbers of a run with fewer.
+    """
     results = {}
     for c, (name, layout) in enumerate(CONDITIONS.items()):
-        for length in LENGTHS:
+        for length in lengths:
             counts = dict(numbers=0, right=0, digits=0, digits_right=0, single=0, single_right=0, single_read_right=0,
                           miscounted=0)
             counts["by_source"] = {source: dict(numbers=0, right=0) for source in pool.sources}
@@ -224,6 +230,16 @@ def percent(right: int, total: int) -> str:
     return f"{100 * right / total:.1f} %" if total else "–"
 
 
+def wilson_interval(right: int, total: int, z: float = 1.96) -> tuple[float, float]:
+    """Return the 95 % Wilson score interval of a proportion, which stays inside 0–1 near 100 %, unlike ±2 standard errors."""
+    if total <= 0:
+        raise ValueError("an interval needs at least one number")
+    share = right / total
+    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
+    half = z * np.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
+    return centre - half, centre + half
+
+
 def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
     """Return the report as Markdown: per model, a table of conditions × lengths, then the speed."""
     lines = [
@@ -231,31 +247,38 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
         f"each by one writer, every other one from each source: {args.writer_text}; seed {args.seed}.",
         "",
     ]
+    lengths = args.lengths
     for model_id, results in results_by_model.items():
         lines += [f"**{model_id}** — whole numbers right (digits right):", ""]
-        header = "| condition | " + " | ".join(f"{n} digits" for n in LENGTHS) + " | all |"
-        lines += [header, "|" + "---|" * (len(LENGTHS) + 2)]
+        header = "| condition | " + " | ".join(f"{n} digits" for n in lengths) + " | all |"
+        lines += [header, "|" + "---|" * (len(lengths) + 2)]
         for name in CONDITIONS:
             cells = []
-            for length in [*LENGTHS, None]:
-                rows = [results[name, n] for n in LENGTHS if length in (None, n)]
+            for length in [*lengths, None]:
+                rows = [results[name, n] for n in lengths if length in (None, n)]
                 numbers_, right = sum(r["numbers"] for r in rows), sum(r["right"] for r in rows)
                 digits, digits_right = sum(r["digits"] for r in rows), sum(r["digits_right"] for r in rows)
                 cells.append(f"{percent(right, numbers_)} ({percent(digits_right, digits)})")
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        sources = list(results[next(iter(CONDITIONS)), LENGTHS[0]]["by_source"])
+        lines += ["", "Whole numbers right, 95 % interval (Wilson):", "",
+                  "| condition | " + " | ".join(f"{n} digits" for n in lengths) + " |", "|" + "---|" * (len(lengths) + 1)]
+        for name in CONDITIONS:
+            intervals = [wilson_interval(results[name, n]["right"], results[name, n]["numbers"]) for n in lengths]
+            lines.append(f"| {name} | " + " | ".join(f"{100 * low:.1f}–{100 * high:.1f} %" for low, high in intervals) + " |")
+        sources = list(results[next(iter(CONDITIONS)), lengths[0]]["by_source"])
 
         def by_source(name, source, lengths):
             rows = [results[name, n]["by_source"][source] for n in lengths]
             return percent(sum(r["right"] for r in rows), sum(r["numbers"] for r in rows))
 
+        shown = [4] if 4 in lengths else lengths[:1]  # the targets are on 4-digit numbers
         lines += ["", "Whole numbers right, by source:", "",
-                  "| condition | " + " | ".join(f"{source}, 4 digits | {source}, all lengths" for source in sources) + " |",
-                  "|---|" + "---|" * (2 * len(sources))]
+                  "| condition | " + " | ".join(f"{source}, {shown[0]} digits | {source}, all lengths" for source in sources)
+                  + " |", "|---|" + "---|" * (2 * len(sources))]
         for name in CONDITIONS:
             lines.append(f"| {name} | " + " | ".join(
-                f"{by_source(name, source, [4])} | {by_source(name, source, LENGTHS)}" for source in sources) + " |")
-        gapped = [results["generous gaps", n] for n in LENGTHS]
+                f"{by_source(name, source, shown)} | {by_source(name, source, lengths)}" for source in sources) + " |")
+        gapped = [results["generous gaps", n] for n in lengths]
         single = sum(r["single_right"] for r in gapped), sum(r["single"] for r in gapped)
         single_read = sum(r["single_read_right"] for r in gapped), sum(r["single"] for r in gapped)
         in_numbers = sum(r["digits_right"] for r in gapped), sum(r["digits"] for r in gapped)
@@ -274,23 +297,28 @@ def format_table(results_by_model: dict, times_by_model: dict, args) -> str:
     return "\n".join(lines)
 
 
-BEGIN, END = "<!-- bench.numbers: begin -->", "<!-- bench.numbers: end -->"
+def markers(command: str = "") -> tuple[str, str]:
+    """Return the BEGIN and END markers of one command's block: every command writes only its own."""
+    return f"<!-- bench.numbers{command}: begin -->", f"<!-- bench.numbers{command}: end -->"
 
 
-def write_report(text: str, paths=(ROOT / "docs" / "numbers.md",)) -> None:
-    """Put the report between the BEGIN and END markers of each file, so no figure is typed by hand."""
+def write_report(text: str, command: str = "", paths=(ROOT / "docs" / "numbers.md",)) -> None:
+    """Put the report between the command's BEGIN and END markers in each file, so no figure is typed by hand."""
+    begin, end = markers(command)
     for path in paths:
         page = path.read_text()
-        if BEGIN not in page or END not in page:
-            raise ValueError(f"{path} has no {BEGIN} … {END} block for the report.")
-        head, rest = page.split(BEGIN, 1)
-        path.write_text(head + BEGIN + "\n" + text.strip() + "\n" + END + rest.split(END, 1)[1])
+        if begin not in page or end not in page:
+            raise ValueError(f"{path} has no {begin} … {end} block for the report.")
+        head, rest = page.split(begin, 1)
+        path.write_text(head + begin + "\n" + text.strip() + "\n" + end + rest.split(end, 1)[1])
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--models", nargs="+", default=list(digitrec.MODEL_IDS))
     parser.add_argument("--per-length", type=int, default=60, help="numbers per condition and length")
+    parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS), choices=LENGTHS,
+                        help="number lengths to compose (the targets are on 4 digits)")
     parser.add_argument("--writers", choices=("held-out", "training"), default="held-out")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="put the table into docs/numbers.md")
@@ -310,6 +338,7 @@ def main(argv=None):
     args.command = "".join(
         f" {flag} {value}" for flag, value, default in (
             ("--models", " ".join(args.models), " ".join(digitrec.MODEL_IDS)),
+            ("--lengths", " ".join(map(str, args.lengths)), " ".join(map(str, LENGTHS))),
             ("--per-length", args.per_length, 60),
             ("--writers", args.writers, "held-out"),
             ("--seed", args.seed, 0),
@@ -317,12 +346,12 @@ def main(argv=None):
     )
     results, times = {}, {}
     for model_id in args.models:
-        results[model_id] = run(model_id, pool, args.per_length, args.seed)
+        results[model_id] = run(model_id, pool, args.per_length, args.seed, args.lengths)
         times[model_id] = read_times(model_id, pool, args.seed)
     report = format_table(results, times, args)
     print(report)
     if args.write:
-        write_report(report)
+        write_report(report, args.command)
 
 
 if __name__ == "__main__":

@@ -496,3 +496,34 @@ def save_number_screenshot(page):
     small.quantize(colors=128, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
         folder / "number.png", optimize=True
     )
+
+
+@pytest.mark.parametrize("right, total", [(53, 60), (60, 60), (0, 10), (1, 2), (2650, 3000)])
+def test_the_benchmark_interval_is_the_wilson_interval(right, total):
+    """bench.numbers' 95 % interval is the Wilson score interval, as scipy computes it."""
+    from scipy.stats import binomtest
+
+    from bench.numbers import wilson_interval
+
+    reference = binomtest(right, total).proportion_ci(confidence_level=0.95, method="wilson")
+    np.testing.assert_allclose(wilson_interval(right, total), (reference.low, reference.high), atol=1e-4)
+
+
+def test_a_larger_benchmark_run_extends_the_smaller_one(pool):
+    """The first numbers of a run with more per length are the numbers of a run with fewer: a larger run refines, not replaces."""
+    few = [labels for _, labels, _ in numbers(pool, 5, 4, 1234)]
+    more = [labels for _, labels, _ in numbers(pool, 50, 4, 1234)]
+    assert more[:5] == few
+
+
+def test_each_benchmark_command_writes_only_its_own_block(tmp_path):
+    """``--write`` fills the block of the command that ran; another command's block and the prose stay as they were."""
+    from bench.numbers import markers, write_report
+
+    page = tmp_path / "numbers.md"
+    default, larger = markers(), markers(" --models cnn --lengths 4 --per-length 600")
+    page.write_text(f"intro\n{default[0]}\nold table\n{default[1]}\nprose\n{larger[0]}\nold larger\n{larger[1]}\nend\n")
+    write_report("new larger", " --models cnn --lengths 4 --per-length 600", paths=(page,))
+    assert page.read_text() == f"intro\n{default[0]}\nold table\n{default[1]}\nprose\n{larger[0]}\nnew larger\n{larger[1]}\nend\n"
+    with pytest.raises(ValueError, match="no <!-- bench.numbers --seed 3: begin -->"):
+        write_report("table", " --seed 3", paths=(page,))
