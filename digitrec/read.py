@@ -166,6 +166,7 @@ class Verdicts:
     detector: str = "features"  # or "output": the network's own "not a digit" output
     views: tuple = (IDENTITY,)  # the model's test-time views the features were read at (digitrec/views.py)
     views_below: float | None = None  # and the gate below which the other views were read
+    files: tuple = ()  # the verdict file and its arrays as loaded, so publishing copies exactly what was checked
 
     def non_digit_probability(self, features) -> np.ndarray:
         """Return p(not a digit) for each row of ``features`` (``Model.features_and_proba``)."""
@@ -239,7 +240,7 @@ class Verdicts:
             temperature=float(document["temperature"]), reject_threshold=float(document["reject_threshold"]),
             unsure_threshold=float(document["unsure_threshold"]), mean=mean, scale=scale, layers=layers,
             description=document.get("description", {}), detector=document.get("detector", "features"),
-            views=views, views_below=views_below,
+            views=views, views_below=views_below, files=(path, params),
         )
 
 

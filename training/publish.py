@@ -14,7 +14,6 @@ each verdict file against its arrays and the weights, before upload.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import tempfile
@@ -94,9 +93,8 @@ def build_folder(weights_dir, out_dir, space="owner/digitrec"):
             if verdicts.weights_sha256 != manifest["sha256"]:
                 raise ChecksumError(f"{verdicts_path.name} was fitted on other weights; run python -m training.verdicts "
                                     f"--model {model_id} first.")
-            shutil.copy2(verdicts_path, out_dir / verdicts_path.name)
-            params = verdicts_path.with_name(json.loads(verdicts_path.read_text())["params_file"])
-            shutil.copy2(params, out_dir / params.name)
+            for path in verdicts.files:  # the file and the arrays it names, as checked above
+                shutil.copy2(path, out_dir / path.name)
         metrics = manifest.get("metrics", {})
         rows.append(
             dict(
