@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+from scipy.stats import binomtest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -230,14 +231,12 @@ def percent(right: int, total: int) -> str:
     return f"{100 * right / total:.1f} %" if total else "–"
 
 
-def wilson_interval(right: int, total: int, z: float = 1.96) -> tuple[float, float]:
-    """Return the 95 % Wilson score interval of a proportion, which stays inside 0–1 near 100 %, unlike ±2 standard errors."""
+def wilson_interval(right: int, total: int) -> tuple[float, float]:
+    """Return the 95 % Wilson score interval of a proportion (scipy's), which stays inside 0–1 near 100 %, unlike ±2 standard errors."""
     if total <= 0:
         raise ValueError("an interval needs at least one number")
-    share = right / total
-    centre = (share + z * z / (2 * total)) / (1 + z * z / total)
-    half = z * np.sqrt(share * (1 - share) / total + z * z / (4 * total * total)) / (1 + z * z / total)
-    return centre - half, centre + half
+    interval = binomtest(right, total).proportion_ci(confidence_level=0.95, method="wilson")
+    return interval.low, interval.high
 
 
 def format_table(results_by_model: dict, times_by_model: dict, args) -> str:

@@ -498,15 +498,22 @@ def save_number_screenshot(page):
     )
 
 
-@pytest.mark.parametrize("right, total", [(53, 60), (60, 60), (0, 10), (1, 2), (2650, 3000)])
-def test_the_benchmark_interval_is_the_wilson_interval(right, total):
-    """bench.numbers' 95 % interval is the Wilson score interval, as scipy computes it."""
+def test_the_report_gives_each_cell_its_wilson_interval():
+    """Every whole-number cell of bench.numbers' report comes with the 95 % Wilson interval of its own counts."""
+    from types import SimpleNamespace
+
     from scipy.stats import binomtest
 
-    from bench.numbers import wilson_interval
+    from bench.numbers import format_table
 
-    reference = binomtest(right, total).proportion_ci(confidence_level=0.95, method="wilson")
-    np.testing.assert_allclose(wilson_interval(right, total), (reference.low, reference.high), atol=1e-4)
+    cell = dict(numbers=60, right=53, digits=240, digits_right=230, single=240, single_right=236, single_read_right=235,
+                miscounted=1, by_source={"pendigits": dict(numbers=30, right=28), "UNIPEN": dict(numbers=30, right=25)})
+    results = {"cnn": {(name, 4): dict(cell, right=53 - k) for k, name in enumerate(CONDITIONS)}}
+    args = SimpleNamespace(command="", per_length=60, writer_text="writers", seed=0, lengths=[4])
+    report = format_table(results, {"cnn": np.array([20.0, 21.0])}, args)
+    for k, name in enumerate(CONDITIONS):
+        interval = binomtest(53 - k, 60).proportion_ci(confidence_level=0.95, method="wilson")
+        assert f"| {name} | {100 * interval.low:.1f}–{100 * interval.high:.1f} % |" in report
 
 
 def test_a_larger_benchmark_run_extends_the_smaller_one(pool):
