@@ -172,22 +172,41 @@ def misread_digits(model_id, arrays):
     return sorted(found, key=lambda item: (-item[3], item[0]))
 
 
-def save_sheet(captions: dict, arrays, path: Path, columns=10):
-    """Draw the canvas-default renders of the digits ``captions`` names ({index: caption}) into one PNG."""
+def save_sheet(captions: dict, arrays, path: Path, columns=10, conditions=None):
+    """Draw the digits ``captions`` names ({index: caption}) into one PNG: each one's 28×28 image in ``conditions``, side by side.
+
+    ``conditions`` defaults to the first (the canvas default render).
+    """
     from PIL import Image, ImageDraw
 
-    x = next(iter(arrays.values()))[0]
+    images = [arrays[name][0] for name in (conditions or [next(iter(arrays))])]
     cell = 84
+    width = cell * len(images)
     rows = max(1, int(np.ceil(len(captions) / columns)))
-    sheet = Image.new("L", (columns * cell, rows * (cell + 14)), 255)
+    sheet = Image.new("L", (columns * width, rows * (cell + 14)), 255)
     draw = ImageDraw.Draw(sheet)
     for k, (i, caption) in enumerate(captions.items()):
-        left, top = (k % columns) * cell, (k // columns) * (cell + 14)
-        image = Image.fromarray((255 - x[i] * 255).astype(np.uint8)).resize((cell - 4, cell - 4), Image.NEAREST)
-        sheet.paste(image, (left + 2, top + 2))
+        left, top = (k % columns) * width, (k // columns) * (cell + 14)
+        for j, x in enumerate(images):
+            image = Image.fromarray((255 - x[i] * 255).astype(np.uint8)).resize((cell - 4, cell - 4), Image.NEAREST)
+            sheet.paste(image, (left + j * cell + 2, top + 2))
         draw.text((left + 4, top + cell - 2), caption, fill=0)
     path.parent.mkdir(parents=True, exist_ok=True)
     sheet.save(path)
+
+
+def worst_condition_only(model_id, arrays):
+    """Return the worst condition's name and [(index, label, reading)] of the digits only it misreads.
+
+    Only: read right on the canvas default (the first condition). Those drawings are the
+    gap between the worst condition and the mean; drawn beside their default render they
+    show whether the model or the drawing lost the digit (``--worst-sheet``).
+    """
+    guesses = condition_guesses(model_id, arrays)
+    labels = next(iter(arrays.values()))[1]
+    worst = int(np.argmax((guesses != labels).sum(axis=1)))
+    only = np.flatnonzero((guesses[worst] != labels) & (guesses[0] == labels))
+    return list(arrays)[worst], [(int(i), int(labels[i]), int(guesses[worst, i])) for i in only]
 
 
 # UNIPEN test digits (#index in the test split) that look mislabelled, judged by eye on the
@@ -220,6 +239,9 @@ def main(argv=None):
     parser.add_argument("--misread", type=Path,
                         help="save a contact sheet of the UNIPEN test digits the first of --models misreads in any "
                         "condition (most misread first, \"#index: label -> reading xconditions\") here, and count them")
+    parser.add_argument("--worst-sheet", type=Path,
+                        help="save a sheet of the UNIPEN test digits the first of --models misreads only in its worst "
+                        "condition (each drawn as read on the canvas default and in that condition) here, and count them")
     parser.add_argument("--record", action="store_true", help="write the figures into weights/<id>.json")
     parser.add_argument("--errors", type=Path, help="folder for the confusion matrix and worst-ten images")
     args = parser.parse_args(argv)
@@ -269,6 +291,16 @@ def main(argv=None):
                 pairs[label, guess] = pairs.get((label, guess), 0) + n
             print(f"\n{args.models[0]}: {len(misread)} UNIPEN test digits misread in some condition, "
                   f"{sum(n for *_, n in misread)} reads (sheet of the first 100: {args.misread}); most common: "
+                  + ", ".join(f"{a}→{b} {n}" for (a, b), n in sorted(pairs.items(), key=lambda kv: -kv[1])[:8]))
+        if args.worst_sheet:
+            worst, only = worst_condition_only(args.models[0], arrays)
+            save_sheet({i: f"#{i}: {label} -> {guess}" for i, label, guess in only}, arrays, args.worst_sheet,
+                       columns=5, conditions=["canvas default", worst])
+            pairs = {}
+            for _, label, guess in only:
+                pairs[label, guess] = pairs.get((label, guess), 0) + 1
+            print(f"\n{args.models[0]}: {len(only)} UNIPEN test digits misread only in its worst condition, "
+                  f"{worst!r} (sheet, canvas default | {worst}: {args.worst_sheet}); most common: "
                   + ", ".join(f"{a}→{b} {n}" for (a, b), n in sorted(pairs.items(), key=lambda kv: -kv[1])[:8]))
     print(f"\n({time.time() - started:.0f} s)")
     if args.errors:

@@ -146,3 +146,26 @@ def test_misread_digits_are_counted_per_condition_and_drawn_most_misread_first(t
     assert all(found[k][3] >= found[k + 1][3] for k in range(len(found) - 1))
     save_sheet({i: f"#{i}" for i, *_ in found}, arrays, tmp_path / "sheet.png", columns=4)
     assert Image.open(tmp_path / "sheet.png").size[0] == 4 * 84
+
+
+def test_the_worst_condition_names_the_digits_only_it_misreads_and_draws_them_beside_the_default(tmp_path):
+    from PIL import Image
+
+    from bench.accuracy import save_sheet, worst_condition_only
+    from training.data import load_mnist
+
+    _, _, x_test, y_test = load_mnist()
+    x, y = x_test[:40], y_test[:40].copy()
+    y[3] = (y[3] + 1) % 10  # misread everywhere: not the worst condition's own
+    blank = x.copy()
+    blank[[5, 9]] = 0.0  # emptied in one condition only: misread there, read right on the default
+    arrays = {"canvas default": (x, y), "worse": (blank, y), "same": (x, y)}
+    model = digitrec.get_model("numpy")
+    read, read_blank = model.predict_labels(x), model.predict_labels(blank)
+    worst, only = worst_condition_only("numpy", arrays)
+    assert worst == "worse"
+    assert only == [(i, int(y[i]), int(read_blank[i])) for i in range(40) if read[i] == y[i] != read_blank[i]]
+    assert 3 not in [i for i, *_ in only] and len(only) >= 1
+    save_sheet({i: f"#{i}" for i, *_ in only}, arrays, tmp_path / "pairs.png", columns=5,
+               conditions=["canvas default", worst])
+    assert Image.open(tmp_path / "pairs.png").size[0] == 5 * 2 * 84
