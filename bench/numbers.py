@@ -3,6 +3,7 @@
     python -m bench.numbers                     # held-out writers, every model, the table in docs/numbers.md
     python -m bench.numbers --models cnn --per-length 20    # a quicker look
     python -m bench.numbers --writers training  # the training writers: where the segmentation's settings are chosen
+    python -m bench.numbers --writers validation  # writers 21–24 and gmd: where a network's retraining is judged
     python -m bench.numbers --write             # also put the table into docs/numbers.md
     python -m bench.numbers --usual-widths      # each digit's usual width, as digitrec/number.py's ASPECT_LOG_* hold it
     python -m bench.numbers --models cnn --lengths 4 --per-length 600 --write   # the targets' cells, ten times the numbers
@@ -38,7 +39,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import digitrec  # noqa: E402
-from training.strokes import Condition, render  # noqa: E402
+from training.strokes import digit_ink  # noqa: E402
 from training.unipen import writers_digits as unipen_writers_digits  # noqa: E402
 
 WIDE = (1600, 600)  # the Number tab's canvas (width, height)
@@ -63,16 +64,6 @@ CONDITIONS = {
     "drifting baseline": Layout(gap=(0.15, 0.35), drift=0.12, jitter=0.06),
     "mixed sizes": Layout(gap=(0.15, 0.35), sizes=(0.65, 1.15)),
 }
-
-
-def digit_ink(strokes, height: float, brush: float) -> np.ndarray:
-    """Render one digit's strokes ``height`` px tall with a ``brush`` px pen; return its ink crop (1 = ink)."""
-    side = int(height * 1.6 + brush * 2)
-    canvas = render(strokes, Condition(height=height / side, brush=brush, centre=(0.5, 0.5)), canvas=side)
-    ink = 1.0 - canvas[:, :, 0].astype(np.float32) / 255.0
-    rows = np.flatnonzero(ink.max(axis=1) > 0.2)
-    cols = np.flatnonzero(ink.max(axis=0) > 0.2)
-    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
 
 
 def compose(digits: list, layout: Layout, rng: np.random.Generator, size=WIDE):
@@ -318,7 +309,8 @@ def main(argv=None):
     parser.add_argument("--per-length", type=int, default=60, help="numbers per condition and length")
     parser.add_argument("--lengths", nargs="+", type=int, default=list(LENGTHS), choices=LENGTHS,
                         help="number lengths to compose (the targets are on 4 digits)")
-    parser.add_argument("--writers", choices=("held-out", "training"), default="held-out")
+    parser.add_argument("--writers", choices=("held-out", "training", "validation"), default="held-out",
+                        help="validation: pendigits writers 21–24 and the UNIPEN validation institution, to choose on")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--write", action="store_true", help="put the table into docs/numbers.md")
     parser.add_argument("--usual-widths", action="store_true",
@@ -332,7 +324,7 @@ def main(argv=None):
     pendigits_ids = sorted(int(w.split("/")[1]) for w in pool.sources["pendigits"])
     institutions = sorted({w.split("/")[0] for w in pool.sources["UNIPEN"]})
     args.writer_text = (f"pendigits writers {pendigits_ids[0]}–{pendigits_ids[-1]} ({len(pendigits_ids)}), UNIPEN "
-                        f"{'institutions ' + ', '.join(institutions) if args.writers == 'held-out' else 'training institutions'}"
+                        f"{'training institutions' if args.writers == 'training' else 'institutions ' + ', '.join(institutions)}"
                         f" ({len(pool.sources['UNIPEN'])} writers)")
     args.command = "".join(
         f" {flag} {value}" for flag, value, default in (

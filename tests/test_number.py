@@ -99,7 +99,7 @@ def test_a_digit_reads_as_predict_reads_it(pool):
 
 def two_piece_five(pendigits):
     """Return a held-out writer's 5 whose flag, drawn apart, is a separate piece of ink."""
-    from bench.numbers import digit_ink
+    from training.strokes import digit_ink
 
     digits, labels, writers = pendigits
     for i in np.flatnonzero(np.isin(writers, HELD_OUT_WRITERS) & (labels == 5)):

@@ -205,6 +205,20 @@ def test_touching_pairs_come_from_one_training_writer_each():
     assert [np.array_equal(p[0], q[0]) for p, q in zip(pairs, touching_pairs(5, seed=4))] == [True] * 5  # reproducible
 
 
+def test_validation_writers_are_pendigits_21_to_24_and_the_validation_institution_only():
+    """``bench.numbers --writers validation`` composes numbers from the writers retrainings are judged on."""
+    from training.unipen import VALIDATION_INSTITUTIONS, writers_digits
+    from training.verdict_sets import VALIDATION_WRITERS
+
+    digits, labels, writers = writers_digits("validation")
+    assert len(digits) == len(labels) == len(writers) > 0
+    assert set(writers) >= {f"pendigits/{w}" for w in VALIDATION_WRITERS}
+    assert {w.split("/")[0] for w in writers} == {"pendigits", *VALIDATION_INSTITUTIONS}
+    assert {w for w in writers if w.startswith("pendigits/")} == {f"pendigits/{w}" for w in VALIDATION_WRITERS}
+    with pytest.raises(ValueError, match="validation"):
+        writers_digits("test")
+
+
 def test_a_cached_render_is_not_reused_once_the_code_that_draws_it_changes(tmp_path, monkeypatch):
     """The writing styles (training/data.py) and the shapes and pairs (training/nondigits.py) key the render caches."""
     from training import data, nondigits

@@ -190,6 +190,31 @@ def test_left_out_writers_are_not_trained_on_and_are_recorded(monkeypatch):
     assert set(asked["exclude"]) == {21, 22, *train.HELD_OUT_WRITERS}
 
 
+def test_cut_digits_are_recorded_and_come_only_from_writers_the_run_trains_on(monkeypatch):
+    """``--cut-digits N``: N copies of touching pairs cut apart, as digits, never from left-out or test writers."""
+    import numpy as np
+
+    from training import train
+
+    settings = train.settings_for("cnn", train.parse_args(["--model", "cnn", "--cut-digits", "2"]))
+    assert settings["cut_digit_copies"] == 2
+    assert "cut_digit_copies" not in train.settings_for("cnn", train.parse_args(["--model", "cnn"]))
+    with pytest.raises(SystemExit):
+        train.parse_args(["--model", "cnn", "--cut-digits", "-1"])
+
+    asked = {}
+
+    def cut_digits(copies, seed, limit=None, pendigits=None, unipen=None, exclude=()):
+        asked.update(copies=copies, exclude=set(exclude))
+        return np.zeros((3, 28, 28), np.float32), np.array([1, 2, 3])
+
+    monkeypatch.setattr(train, "cut_digits", cut_digits)
+    x, y, _, _ = train.prepare_data(None, None, 1, 0, limit=40, exclude=(*train.HELD_OUT_WRITERS, 21, 22),
+                                    non_digits=0, cut=2)
+    assert asked == {"copies": 2, "exclude": {21, 22}}  # the test writers are no training writers to begin with
+    assert len(x) == len(y) and {1, 2, 3} <= set(y.tolist())
+
+
 @pytest.mark.parametrize("wrong, least", [(["--copies", "-1"], 0), (["--clean-epochs", "-2"], 0),
                                           (["--epochs", "0"], 1), (["--subsample", "0"], 1)])
 def test_counts_below_their_least_are_refused_with_it(capsys, wrong, least):

@@ -153,3 +153,13 @@ def render(strokes, condition: Condition = Condition(), canvas: int = CANVAS) ->
         for x, y in coordinates[:: max(1, len(coordinates) - 1)]:  # round caps at both ends
             draw.ellipse((x - radius, y - radius, x + radius, y + radius), fill=ink)
     return np.asarray(image)
+
+
+def digit_ink(strokes, height: float, brush: float) -> np.ndarray:
+    """Render one digit's strokes ``height`` px tall with a ``brush`` px pen; return its ink crop (1 = ink)."""
+    side = int(height * 1.6 + brush * 2)
+    canvas = render(strokes, Condition(height=height / side, brush=brush, centre=(0.5, 0.5)), canvas=side)
+    ink = 1.0 - canvas[:, :, 0].astype(np.float32) / 255.0
+    rows = np.flatnonzero(ink.max(axis=1) > 0.2)
+    cols = np.flatnonzero(ink.max(axis=0) > 0.2)
+    return ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]

@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from training.augment import augment_batch  # noqa: E402
+from training.cut_digits import cut_digits  # noqa: E402
 from training.data import STYLES, drawn_training_digits, load_mnist, unipen_training_digits  # noqa: E402
 from training.nondigits import training_non_digits  # noqa: E402
 from training.symbols import training_symbols  # noqa: E402
@@ -69,6 +70,9 @@ def parse_args(argv=None):
     parser.add_argument("--touching-pairs", type=int, default=0,
                         help="renders of 6,000 pairs of a training writer's digits touching, taught as 'not a digit' "
                         "so the number reader cuts them (training/nondigits.py: touching_pairs); 0: none")
+    parser.add_argument("--cut-digits", type=int, default=0,
+                        help="copies of 6,000 touching pairs of a training writer's digits cut apart at the number "
+                        "reader's own seam, each clean side taught as its digit (training/cut_digits.py); 0: none")
     parser.add_argument("--symbols", type=int, default=0,
                         help="renders of 3,000 random Hershey symbols of the training glyphs, taught as 'not a digit' "
                         "(training/symbols.py); 0: none")
@@ -120,7 +124,7 @@ def parse_args(argv=None):
     for option in ("touching_pairs", "symbols"):
         if getattr(args, option) and not args.non_digits:
             parser.error(f"--{option.replace('_', '-')} are taught as 'not a digit': give --non-digits too")
-    counts = ("copies", "unipen_copies", "non_digits", "touching_pairs", "symbols", "clean_epochs")  # 0: none
+    counts = ("copies", "unipen_copies", "non_digits", "touching_pairs", "cut_digits", "symbols", "clean_epochs")  # 0: none
     for name in (*counts, "epochs", "batch_size", "limit", "subsample"):
         value, least = getattr(args, name), 0 if name in counts else 1
         if value is not None and value < least:
@@ -133,7 +137,7 @@ def parse_args(argv=None):
 
 def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclude=HELD_OUT_WRITERS,
                  unipen=None, unipen_copies=0, letters=None, non_digits=0, styles=None, touching_pairs=0,
-                 symbols=0):
+                 symbols=0, cut=0):
     """Return (x_train, y_train, x_test, y_test): MNIST plus rendered drawn digits and non-digits, shuffled.
 
     The drawn digits are ``copies`` renders of every digit by the writers not in ``exclude``
@@ -141,7 +145,8 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
     and validation institutions never), ``styles`` ({style: share}, training/data.py: styled_jobs)
     of their zeros drawn as Ø or θ and of their ones with a long flag; ``non_digits`` renders of the training institutions'
     letters, with shapes and scribbles, ``touching_pairs`` renders of training writers' digits run
-    together and ``symbols`` renders of Hershey symbols, labelled ``NOT_A_DIGIT``; ``limit`` keeps that many
+    together and ``symbols`` renders of Hershey symbols, labelled ``NOT_A_DIGIT``; ``cut`` copies of
+    touching pairs cut apart, each clean side labelled its digit (the writers in ``exclude`` give none); ``limit`` keeps that many
     MNIST images and a quarter as many drawn ones of each set (smoke tests).
     """
     x_mnist, y_mnist, x_test, y_test = load_mnist(mnist)
@@ -155,7 +160,10 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
                                            pendigits=pendigits, unipen=unipen)
     x_symbols, y_symbols = training_symbols(symbols, seed, limit=drawn_limit)
     x_other, y_other = np.concatenate([x_other, x_symbols]), np.concatenate([y_other, y_symbols])
-    x_drawn, y_drawn = np.concatenate([x_drawn, x_unipen, x_other]), np.concatenate([y_drawn, y_unipen, y_other])
+    x_cut, y_cut = cut_digits(cut, seed, limit=drawn_limit, pendigits=pendigits, unipen=unipen,
+                              exclude=[w for w in exclude if w not in HELD_OUT_WRITERS])
+    x_drawn = np.concatenate([x_drawn, x_unipen, x_cut, x_other])
+    y_drawn = np.concatenate([y_drawn, y_unipen, y_cut, y_other])
     if limit:
         x_mnist, y_mnist = x_mnist[:limit], y_mnist[:limit]
         x_test, y_test = x_test[: max(100, limit // 4)], y_test[: max(100, limit // 4)]
@@ -163,7 +171,7 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
     y_train = np.concatenate([y_mnist, y_drawn])
     order = np.random.default_rng(seed).permutation(len(x_train))
     print(f"data: {len(x_mnist)} MNIST + {len(x_drawn) - len(x_other)} rendered drawn digits ({len(x_unipen)} of "
-          f"them UNIPEN) + {len(x_other)} non-digits, {len(x_test)} test", flush=True)
+          f"them UNIPEN, {len(x_cut)} cut from touching pairs) + {len(x_other)} non-digits, {len(x_test)} test", flush=True)
     return x_train[order], y_train[order], x_test, y_test
 
 
@@ -199,6 +207,8 @@ def settings_for(model_id, args):
             settings["touching_pair_copies"] = args.touching_pairs
         if args.symbols:
             settings["symbol_copies"] = args.symbols
+    if args.cut_digits:
+        settings["cut_digit_copies"] = args.cut_digits
     if args.unipen_copies:
         settings.update(unipen_copies=args.unipen_copies, unipen_institutions="all but " + ", ".join(
             TEST_INSTITUTIONS + VALIDATION_INSTITUTIONS))
@@ -330,7 +340,7 @@ def main(argv=None):
         exclude=HELD_OUT_WRITERS + tuple(sorted(args.leave_out_writers)),
         unipen=args.unipen, unipen_copies=args.unipen_copies, letters=args.letters, non_digits=args.non_digits,
         styles={style: getattr(args, name) for name, style in STYLE_OPTIONS.items()}, touching_pairs=args.touching_pairs,
-        symbols=args.symbols,
+        symbols=args.symbols, cut=args.cut_digits,
     )
     if args.subsample:  # prepare_data shuffled them: the first N are a random N of every set in proportion
         x_train, y_train = x_train[: args.subsample], y_train[: args.subsample]

@@ -82,21 +82,26 @@ def split_indices(institutions, part):
 
 
 def writers_digits(part: str, pendigits=None, unipen=None):
-    """Return (digits, labels, writers) of both sources' "held-out" or "training" writers: strokes, y down.
+    """Return (digits, labels, writers) of both sources' "held-out", "training" or "validation" writers: strokes, y down.
 
     Held out are pendigits writers 25–30 (HELD_OUT_WRITERS) and the test institutions; the
     training writers are the other pendigits writers and the training institutions — those
-    the models learn digits from (the validation institution is neither). Writers are named
+    the models learn digits from (the validation institution is neither); validation is
+    pendigits writers 21–24 (``training.verdict_sets.VALIDATION_WRITERS``, left out of a run by
+    ``--leave-out-writers``) and the validation institution. Writers are named
     "pendigits/<id>" and "<institution>/<id>".
     """
-    if part not in ("held-out", "training"):
-        raise ValueError(f"part must be 'held-out' or 'training'; got {part!r}.")
+    from .verdict_sets import VALIDATION_WRITERS
+
+    if part not in ("held-out", "training", "validation"):
+        raise ValueError(f"part must be 'held-out', 'training' or 'validation'; got {part!r}.")
     pen_digits, pen_labels, pen_writers = load_pendigits(pendigits)
     uni_digits, uni_labels, uni_writers = load_unipen_writers(unipen)
     held_out = np.isin(pen_writers, HELD_OUT_WRITERS)
-    pen_keep = np.flatnonzero(held_out if part == "held-out" else ~held_out)
+    pen_keep = np.flatnonzero({"held-out": held_out, "training": ~held_out,
+                               "validation": np.isin(pen_writers, VALIDATION_WRITERS)}[part])
     institutions = np.array([writer.split("/")[0] for writer in uni_writers])
-    uni_keep = split_indices(institutions, "test" if part == "held-out" else "train")
+    uni_keep = split_indices(institutions, {"held-out": "test", "training": "train", "validation": "validation"}[part])
     digits = [pen_digits[i] for i in pen_keep] + [uni_digits[i] for i in uni_keep]
     labels = np.concatenate([pen_labels[pen_keep], uni_labels[uni_keep]])
     writers = np.concatenate([np.array([f"pendigits/{w}" for w in pen_writers[pen_keep]]), uni_writers[uni_keep]])
