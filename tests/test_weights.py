@@ -228,11 +228,25 @@ def test_default_hub_timeout_is_one_second(monkeypatch):
     assert hub_settings() == (REPO, "main", 1.0)
 
 
+def wait_for_earlier_hub_calls(limit: float = 40.0) -> None:
+    """Wait (bounded) until no earlier test's hub call still runs in its background thread.
+
+    A hub call that missed its deadline keeps retrying in a daemon thread for ~20 s, through
+    huggingface_hub's one shared HTTP client; once, under load in CI, such a leftover made the
+    next test's connection fail at once ("Bad file descriptor") instead of hanging.
+    """
+    deadline = time.monotonic() + limit
+    for thread in threading.enumerate():
+        if thread.name == "digitrec-hub":
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
 @pytest.fixture
 def silent_hub(monkeypatch, hub_env):
     """Online mode, the hub endpoint a local socket that accepts connections and never answers (a hang)."""
     import socket
 
+    wait_for_earlier_hub_calls()
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(16)

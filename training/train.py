@@ -170,8 +170,9 @@ def prepare_data(mnist, pendigits, copies, seed, limit=None, distort=True, exclu
     x_train = np.concatenate([x_mnist, x_drawn])
     y_train = np.concatenate([y_mnist, y_drawn])
     order = np.random.default_rng(seed).permutation(len(x_train))
+    cut_text = f", {len(x_cut)} cut from touching pairs" if len(x_cut) else ""
     print(f"data: {len(x_mnist)} MNIST + {len(x_drawn) - len(x_other)} rendered drawn digits ({len(x_unipen)} of "
-          f"them UNIPEN, {len(x_cut)} cut from touching pairs) + {len(x_other)} non-digits, {len(x_test)} test", flush=True)
+          f"them UNIPEN{cut_text}) + {len(x_other)} non-digits, {len(x_test)} test", flush=True)
     return x_train[order], y_train[order], x_test, y_test
 
 
