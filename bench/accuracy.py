@@ -15,6 +15,7 @@ The MNIST column is the plain 10,000-digit test set through ``predict_proba``.
 from __future__ import annotations
 
 import argparse
+import collections
 import sys
 import time
 from pathlib import Path
@@ -209,6 +210,14 @@ def worst_condition_only(model_id, arrays):
     return list(arrays)[worst], [(int(i), int(labels[i]), int(guesses[worst, i])) for i in only]
 
 
+def most_common(readings, top=8) -> str:
+    """Return the commonest "label→reading count" pairs of (label, reading, count) triples, most first."""
+    counts = collections.Counter()
+    for label, guess, n in readings:
+        counts[label, guess] += n
+    return ", ".join(f"{a}→{b} {n}" for (a, b), n in counts.most_common(top))
+
+
 # UNIPEN test digits (#index in the test split) that look mislabelled, judged by eye on the
 # suspects' sheet before the current weights were trained (docs/unipen.md *Suspect labels*)
 LOOK_MISLABELLED = {1077: "labelled 1, drawn as a Z or 2", 232: "labelled 1, a hook like a 7 or ?",
@@ -286,22 +295,16 @@ def main(argv=None):
         if args.misread:
             misread = misread_digits(args.models[0], arrays)
             save_sheet({i: f"#{i}: {label} -> {guess} x{n}" for i, label, guess, n in misread[:100]}, arrays, args.misread)
-            pairs = {}
-            for _, label, guess, n in misread:
-                pairs[label, guess] = pairs.get((label, guess), 0) + n
             print(f"\n{args.models[0]}: {len(misread)} UNIPEN test digits misread in some condition, "
                   f"{sum(n for *_, n in misread)} reads (sheet of the first 100: {args.misread}); most common: "
-                  + ", ".join(f"{a}→{b} {n}" for (a, b), n in sorted(pairs.items(), key=lambda kv: -kv[1])[:8]))
+                  + most_common((label, guess, n) for _, label, guess, n in misread))
         if args.worst_sheet:
             worst, only = worst_condition_only(args.models[0], arrays)
             save_sheet({i: f"#{i}: {label} -> {guess}" for i, label, guess in only}, arrays, args.worst_sheet,
                        columns=5, conditions=["canvas default", worst])
-            pairs = {}
-            for _, label, guess in only:
-                pairs[label, guess] = pairs.get((label, guess), 0) + 1
             print(f"\n{args.models[0]}: {len(only)} UNIPEN test digits misread only in its worst condition, "
                   f"{worst!r} (sheet, canvas default | {worst}: {args.worst_sheet}); most common: "
-                  + ", ".join(f"{a}→{b} {n}" for (a, b), n in sorted(pairs.items(), key=lambda kv: -kv[1])[:8]))
+                  + most_common((label, guess, 1) for _, label, guess in only))
     print(f"\n({time.time() - started:.0f} s)")
     if args.errors:
         save_errors(errors, args.errors, args.models)

@@ -54,9 +54,9 @@ def cut_pair(first, second, rng: np.random.Generator) -> list[tuple[np.ndarray, 
     paper, owned = paper[:, drawn[0] : drawn[-1] + 1], owned[:, :, drawn[0] : drawn[-1] + 1]
     first_owns = owned[0] >= owned[1]
     best, best_purity = None, 0.0
-    columns = np.arange(paper.shape[1])
+    column = np.arange(paper.shape[1])
     for seam, _ in candidate_seams(paper):
-        on_left = columns < seam[:, None]
+        on_left = column < seam[:, None]
         purity = min(_share(paper, on_left, first_owns), _share(paper, ~on_left, ~first_owns))
         if purity > best_purity:
             best, best_purity = on_left, purity
@@ -98,11 +98,12 @@ def cut_digits(copies=1, seed=0, limit=None, pendigits=None, unipen=None, exclud
     names = [name for name in np.unique(writers) if name not in left_out]
     by_writer = {name: np.flatnonzero(writers == name) for name in names}
     count = limit or PAIRS_PER_COPY
+    without = "-".join(map(str, sorted(exclude))) or "none"
+    key = code_key(sys.modules[__name__])
     xs, ys = [], []
     for copy in range(copies):
         base = 5000 + 100 * seed + copy
-        without = "-".join(map(str, sorted(exclude))) or "none"
-        cache = CACHE / f"cut_digits_n{count}_seed{base}_without{without}_{code_key(sys.modules[__name__])}.npz"
+        cache = CACHE / f"cut_digits_n{count}_seed{base}_without{without}_{key}.npz"
         if cache.exists():
             with np.load(cache) as data:
                 xs.append(data["x"]), ys.append(data["y"])
