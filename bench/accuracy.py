@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 import digitrec  # noqa: E402
 from digitrec.preprocess import METHODS  # noqa: E402
 from training.data import load_mnist  # noqa: E402
-from training.heldout import held_out_digits, unipen_arrays  # noqa: E402
+from training.heldout import drawn_arrays, held_out_digits, unipen_arrays  # noqa: E402
 from training.strokes import BENCHMARK_CONDITIONS, HELD_OUT_WRITERS, render  # noqa: E402
 from training.unipen import TEST_INSTITUTIONS  # noqa: E402
 
@@ -222,6 +222,10 @@ def most_common(readings, top=8) -> str:
 # suspects' sheet before the current weights were trained (docs/unipen.md *Suspect labels*)
 LOOK_MISLABELLED = {1077: "labelled 1, drawn as a Z or 2", 232: "labelled 1, a hook like a 7 or ?",
                     450: "labelled 6, an open loop lying on its side"}
+# Pendigits held-out digits (#index among writers 25–30's, in held_out_digits' order) that look
+# mislabelled, judged by eye on the --pendigits-suspects sheet (docs/pendigits_suspects.png): the
+# other suspects there are styles (long-flagged 1s, open 9s), read as labelled by a person
+PENDIGITS_LOOK_MISLABELLED = {1292: "labelled 3, drawn as a 2"}
 
 
 def without(arrays, model_ids, suspects):
@@ -243,8 +247,11 @@ def main(argv=None):
     parser.add_argument("--suspects", type=Path,
                         help="save a contact sheet of UNIPEN test digits every model misreads alike (label errors?) "
                         "here, and print the UNIPEN table without them too")
+    parser.add_argument("--pendigits-suspects", type=Path,
+                        help="save a contact sheet of held-out pendigits digits every model misreads alike here")
     parser.add_argument("--without-mislabelled", action="store_true",
-                        help="also print the UNIPEN table without the test digits that look mislabelled (LOOK_MISLABELLED)")
+                        help="also print the pendigits and UNIPEN tables without the held-out digits that look "
+                        "mislabelled (PENDIGITS_LOOK_MISLABELLED, LOOK_MISLABELLED)")
     parser.add_argument("--misread", type=Path,
                         help="save a contact sheet of the UNIPEN test digits the first of --models misreads in any "
                         "condition (most misread first, \"#index: label -> reading xconditions\") here, and count them")
@@ -268,6 +275,20 @@ def main(argv=None):
         f"{len(BENCHMARK_CONDITIONS)} conditions, preprocessing {args.method!r}, through digitrec.predict\n"
     )
     print(text)
+    if (args.without_mislabelled or args.pendigits_suspects) and not args.limit and args.method == "mnist":
+        pen_arrays = drawn_arrays(path=args.pendigits)  # the same renders and preprocessing, read in batches
+        if args.pendigits_suspects:
+            suspects = suspect_labels(args.models, pen_arrays)
+            save_suspects(suspects, pen_arrays, args.pendigits_suspects)
+            print(f"\n{len(suspects)} held-out pendigits digits every model reads as the same other digit in most "
+                  f"conditions (sheet: {args.pendigits_suspects}): "
+                  + ", ".join(f"#{i} {pen_arrays['canvas default'][1][i]}→{g}" for i, g in sorted(suspects.items())))
+        if args.without_mislabelled:
+            print(f"\nPendigits writers 25–30 without the {len(PENDIGITS_LOOK_MISLABELLED)} digit(s) that look "
+                  "mislabelled (" + "; ".join(f"#{i} {why}" for i, why in sorted(PENDIGITS_LOOK_MISLABELLED.items()))
+                  + "):\n")
+            print(format_table(args.models, without(pen_arrays, args.models, PENDIGITS_LOOK_MISLABELLED), None,
+                               label="pendigits 25–30")[0])
     unipen = None
     if not args.no_unipen and args.method == "mnist":  # the cached arrays hold the app's preprocessing only
         arrays = unipen_arrays("test", args.unipen)
