@@ -228,6 +228,20 @@ LOOK_MISLABELLED = {1077: "labelled 1, drawn as a Z or 2", 232: "labelled 1, a h
 PENDIGITS_LOOK_MISLABELLED = {1292: "labelled 3, drawn as a 2"}
 
 
+def listed(suspects, arrays) -> str:
+    """Return suspects as "#index label→reading" items, for the line that names the sheet's digits."""
+    labels = next(iter(arrays.values()))[1]
+    return ", ".join(f"#{i} {labels[i]}→{guess}" for i, guess in sorted(suspects.items()))
+
+
+def print_without_mislabelled(heading, label, model_ids, arrays, mislabelled):
+    """Print the table of ``arrays`` again without the digits ``mislabelled`` names ({index: why})."""
+    count = len(mislabelled)
+    print(f"\n{heading} without the {count} {'digit that looks' if count == 1 else 'digits that look'} mislabelled ("
+          + "; ".join(f"#{i} {why}" for i, why in sorted(mislabelled.items())) + "):\n")
+    print(format_table(model_ids, without(arrays, model_ids, mislabelled), None, label=label)[0])
+
+
 def without(arrays, model_ids, suspects):
     """Return {condition: {model: accuracy}} on the same arrays with the suspect digits left out."""
     keep = np.ones(len(next(iter(arrays.values()))[1]), bool)
@@ -281,14 +295,10 @@ def main(argv=None):
             suspects = suspect_labels(args.models, pen_arrays)
             save_suspects(suspects, pen_arrays, args.pendigits_suspects)
             print(f"\n{len(suspects)} held-out pendigits digits every model reads as the same other digit in most "
-                  f"conditions (sheet: {args.pendigits_suspects}): "
-                  + ", ".join(f"#{i} {pen_arrays['canvas default'][1][i]}→{g}" for i, g in sorted(suspects.items())))
+                  f"conditions (sheet: {args.pendigits_suspects}): " + listed(suspects, pen_arrays))
         if args.without_mislabelled:
-            print(f"\nPendigits writers 25–30 without the {len(PENDIGITS_LOOK_MISLABELLED)} digit(s) that look "
-                  "mislabelled (" + "; ".join(f"#{i} {why}" for i, why in sorted(PENDIGITS_LOOK_MISLABELLED.items()))
-                  + "):\n")
-            print(format_table(args.models, without(pen_arrays, args.models, PENDIGITS_LOOK_MISLABELLED), None,
-                               label="pendigits 25–30")[0])
+            print_without_mislabelled("Pendigits writers 25–30", "pendigits 25–30", args.models, pen_arrays,
+                                      PENDIGITS_LOOK_MISLABELLED)
     unipen = None
     if not args.no_unipen and args.method == "mnist":  # the cached arrays hold the app's preprocessing only
         arrays = unipen_arrays("test", args.unipen)
@@ -305,14 +315,11 @@ def main(argv=None):
             suspects = suspect_labels(args.models, arrays)
             save_suspects(suspects, arrays, args.suspects)
             print(f"\n{len(suspects)} digits every model reads as the same other digit in most conditions "
-                  f"(sheet: {args.suspects}): " + ", ".join(f"#{i} {arrays['canvas default'][1][i]}→{g}"
-                                                           for i, g in sorted(suspects.items())))
+                  f"(sheet: {args.suspects}): " + listed(suspects, arrays))
             print("\nUNIPEN test institutions without them:\n")
             print(format_table(args.models, without(arrays, args.models, suspects), None, label="UNIPEN")[0])
         if args.without_mislabelled:
-            print(f"\nUNIPEN test institutions without the {len(LOOK_MISLABELLED)} digits that look mislabelled ("
-                  + "; ".join(f"#{i} {why}" for i, why in sorted(LOOK_MISLABELLED.items())) + "):\n")
-            print(format_table(args.models, without(arrays, args.models, LOOK_MISLABELLED), None, label="UNIPEN")[0])
+            print_without_mislabelled("UNIPEN test institutions", "UNIPEN", args.models, arrays, LOOK_MISLABELLED)
         if args.misread:
             misread = misread_digits(args.models[0], arrays)
             save_sheet({i: f"#{i}: {label} -> {guess} x{n}" for i, label, guess, n in misread[:100]}, arrays, args.misread)
